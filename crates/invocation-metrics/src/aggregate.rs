@@ -1,0 +1,719 @@
+//! The aggregate summary: a mergeable [`MetricsAccumulator`] that records are added to one at
+//! a time, and the [`MetricsAggregate`] it finishes into.
+//!
+//! Accumulators over disjoint sets of records merge exactly: every sum is kept in integers
+//! (costs in picodollars), every breakdown in ordered maps, so the result does not depend on
+//! the order records arrived in or on how they were split into chunks or shards.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{InvocationMetric, Timestamp};
+
+/// The tier that is not an escalation, unless the options say otherwise.
+pub const DEFAULT_BASE_TIER: &str = "normal";
+/// Width of a parallelism bucket, unless the options say otherwise.
+pub const DEFAULT_BUCKET_WIDTH_MS: u64 = 1000;
+
+/// Costs are summed as integers of this many units per USD, so sums are exact and
+/// independent of order.
+const PICO_PER_USD: f64 = 1e12;
+
+/// Settings that shape the aggregate but not the accumulated data.
+///
+/// | option | default |
+/// |---|---|
+/// | `bucket_width_ms` | 1000 (values below 1 are treated as 1) |
+/// | `base_tier` | `"normal"` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateOptions {
+    /// Width of the parallelism-over-time buckets, in milliseconds.
+    pub bucket_width_ms: u64,
+    /// Records whose tier is set and differs from this count as escalations.
+    pub base_tier: String,
+}
+
+impl Default for AggregateOptions {
+    fn default() -> Self {
+        Self {
+            bucket_width_ms: DEFAULT_BUCKET_WIDTH_MS,
+            base_tier: DEFAULT_BASE_TIER.to_owned(),
+        }
+    }
+}
+
+/// The aggregate summary of a set of records.
+///
+/// The seed's fields come first, with its exact names and these definitions:
+///
+/// - `totalRetries`, `retriesByAgent`, `retriesByPhase` count records with `attempt > 1`.
+/// - `infraRetries` counts retries whose previous attempt — the record with the same agent,
+///   phase and taskId and `attempt - 1` — has `errorClass` set. Records without a taskId have
+///   no previous attempt.
+/// - Each record occupies the half-open interval `[timestamp, timestamp + durationMs)` in
+///   whole milliseconds (the start rounded down); zero-length intervals occupy nothing.
+///   `parallelismOverTime` has one bucket per `bucketWidthMs`, aligned to multiples of the
+///   width since the Unix epoch, from the bucket holding the earliest start to the bucket
+///   holding the last occupied millisecond, empty buckets included; `concurrent` is the most
+///   intervals overlapping at any instant inside the bucket. `peakParallelInvocations` is the
+///   most at any instant.
+/// - `escalationCount` counts records whose tier is set and differs from the base tier.
+/// - `successRate` is successes / invocations, 0 when there are none.
+///
+/// The fields after them are this project's additions: per-group breakdowns with duration
+/// percentiles (nearest rank, exact), token and cache totals, and the time span.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsAggregate {
+    /// Number of records.
+    pub total_invocations: u64,
+    /// Records per agent.
+    pub invocations_by_agent: BTreeMap<String, u64>,
+    /// Records per phase.
+    pub invocations_by_phase: BTreeMap<u32, u64>,
+    /// Records with `attempt > 1`.
+    pub total_retries: u64,
+    /// Retries per agent.
+    pub retries_by_agent: BTreeMap<String, u64>,
+    /// Retries per phase.
+    pub retries_by_phase: BTreeMap<u32, u64>,
+    /// Retries whose previous attempt failed with an infrastructure error.
+    pub infra_retries: u64,
+    /// Sum of `tokens`.
+    pub total_tokens: u64,
+    /// Sum of `cost`, in USD.
+    pub total_cost: f64,
+    /// Sum of `cachedTokens` (absent counts as 0).
+    pub total_cached_tokens: u64,
+    /// Sum of `tokens` per agent.
+    pub tokens_by_agent: BTreeMap<String, u64>,
+    /// Sum of `cost` per agent.
+    pub cost_by_agent: BTreeMap<String, f64>,
+    /// Sum of `durationMs`.
+    pub total_duration_ms: u64,
+    /// Mean `durationMs` per agent.
+    pub avg_duration_by_agent: BTreeMap<String, f64>,
+    /// Most invocations running at any one instant.
+    pub peak_parallel_invocations: u64,
+    /// Most invocations running at once, per time bucket.
+    pub parallelism_over_time: Vec<ParallelismBucket>,
+    /// Records whose tier is set and differs from the base tier.
+    pub escalation_count: u64,
+    /// Successes divided by invocations; 0 when there are none.
+    pub success_rate: f64,
+
+    /// Width of the parallelism buckets used, in milliseconds.
+    pub bucket_width_ms: u64,
+    /// The base tier used for `escalationCount`.
+    pub base_tier: String,
+    /// The first instant at which `peakParallelInvocations` were running (UTC).
+    pub peak_parallel_at: Option<String>,
+    /// Earliest start of any record (UTC).
+    pub first_start: Option<String>,
+    /// Latest end of any record (UTC).
+    pub last_end: Option<String>,
+    /// Number of successful records.
+    pub success_count: u64,
+    /// Sum of `inputTokens` (absent counts as 0).
+    pub total_input_tokens: u64,
+    /// Sum of `outputTokens` (absent counts as 0).
+    pub total_output_tokens: u64,
+    /// `totalCachedTokens / totalInputTokens`; 0 when no input tokens are known.
+    pub cache_hit_ratio: f64,
+    /// Breakdown per agent.
+    pub agents: BTreeMap<String, GroupSummary>,
+    /// Breakdown per phase.
+    pub phases: BTreeMap<u32, GroupSummary>,
+    /// Breakdown per model (records without a model are not included).
+    pub models: BTreeMap<String, GroupSummary>,
+    /// Breakdown per tier (records without a tier are not included).
+    pub tiers: BTreeMap<String, GroupSummary>,
+    /// Breakdown per error class (records without one are not included).
+    pub error_classes: BTreeMap<String, GroupSummary>,
+}
+
+/// One time bucket of [`MetricsAggregate::parallelism_over_time`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParallelismBucket {
+    /// Start of the bucket: RFC 3339 in UTC with milliseconds and `Z`.
+    pub bucket_start: String,
+    /// Most invocations overlapping at any instant inside the bucket.
+    pub concurrent: u64,
+}
+
+/// Totals and duration statistics for one group of records (an agent, a phase, a model…).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// Number of records.
+    pub invocations: u64,
+    /// Records with `attempt > 1`.
+    pub retries: u64,
+    /// Successful records.
+    pub successes: u64,
+    /// `successes / invocations`.
+    pub success_rate: f64,
+    /// Sum of `tokens`.
+    pub tokens: u64,
+    /// Sum of `cachedTokens`.
+    pub cached_tokens: u64,
+    /// Sum of `cost`, in USD.
+    pub cost: f64,
+    /// Sum of `durationMs`.
+    pub total_duration_ms: u64,
+    /// Mean `durationMs`.
+    pub mean_duration_ms: f64,
+    /// Median `durationMs` (nearest rank).
+    pub p50_duration_ms: u64,
+    /// 95th percentile of `durationMs` (nearest rank).
+    pub p95_duration_ms: u64,
+    /// 99th percentile of `durationMs` (nearest rank).
+    pub p99_duration_ms: u64,
+    /// Longest `durationMs`.
+    pub max_duration_ms: u64,
+}
+
+/// Running totals for one group.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct GroupAccumulator {
+    invocations: u64,
+    retries: u64,
+    successes: u64,
+    tokens: u64,
+    cached_tokens: u64,
+    cost_pico: i128,
+    duration_ms: u64,
+    /// Exact distribution: duration → how many records had it.
+    durations: BTreeMap<u64, u64>,
+}
+
+impl GroupAccumulator {
+    fn add(&mut self, m: &InvocationMetric, cost_pico: i128) {
+        self.invocations += 1;
+        self.retries += u64::from(m.attempt > 1);
+        self.successes += u64::from(m.success);
+        self.tokens += m.tokens;
+        self.cached_tokens += m.cached_tokens.unwrap_or(0);
+        self.cost_pico += cost_pico;
+        self.duration_ms += m.duration_ms;
+        *self.durations.entry(m.duration_ms).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.invocations += other.invocations;
+        self.retries += other.retries;
+        self.successes += other.successes;
+        self.tokens += other.tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cost_pico += other.cost_pico;
+        self.duration_ms += other.duration_ms;
+        for (d, n) in &other.durations {
+            *self.durations.entry(*d).or_default() += n;
+        }
+    }
+
+    /// The smallest duration with at least `p` percent of records at or below it.
+    fn percentile(&self, p: u64) -> u64 {
+        let rank = (self.invocations * p).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (d, n) in &self.durations {
+            seen += n;
+            if seen >= rank {
+                return *d;
+            }
+        }
+        0
+    }
+
+    fn summary(&self) -> GroupSummary {
+        GroupSummary {
+            invocations: self.invocations,
+            retries: self.retries,
+            successes: self.successes,
+            success_rate: ratio(self.successes, self.invocations),
+            tokens: self.tokens,
+            cached_tokens: self.cached_tokens,
+            cost: pico_to_usd(self.cost_pico),
+            total_duration_ms: self.duration_ms,
+            mean_duration_ms: ratio(self.duration_ms, self.invocations),
+            p50_duration_ms: self.percentile(50),
+            p95_duration_ms: self.percentile(95),
+            p99_duration_ms: self.percentile(99),
+            max_duration_ms: self.durations.keys().next_back().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Identifies one attempt of a task: agent, phase, taskId, attempt.
+type AttemptKey = (String, u32, String, u32);
+
+/// Running state from which a [`MetricsAggregate`] is computed.
+///
+/// Add records with [`add`](Self::add) (or collect an iterator of them), combine
+/// accumulators over disjoint record sets with [`merge`](Self::merge), and call
+/// [`finish`](Self::finish) as often as needed.
+///
+/// ```
+/// use invocation_metrics::{AggregateOptions, InvocationMetric, MetricsAccumulator};
+///
+/// let t = "2026-11-25T10:00:00Z".parse()?;
+/// let mut a: MetricsAccumulator = [InvocationMetric::new("1", "planner", 1, t)].iter().collect();
+/// let b: MetricsAccumulator = [InvocationMetric::new("2", "coder", 1, t)].iter().collect();
+/// a.merge(&b);
+/// assert_eq!(a.finish(&AggregateOptions::default()).total_invocations, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsAccumulator {
+    all: GroupAccumulator,
+    input_tokens: u64,
+    output_tokens: u64,
+    by_agent: BTreeMap<String, GroupAccumulator>,
+    by_phase: BTreeMap<u32, GroupAccumulator>,
+    by_model: BTreeMap<String, GroupAccumulator>,
+    by_tier: BTreeMap<String, GroupAccumulator>,
+    by_error_class: BTreeMap<String, GroupAccumulator>,
+    /// For each retry that has a taskId: the key of its previous attempt → how many.
+    retries_after: HashMap<AttemptKey, u64>,
+    /// Attempts that failed with an infrastructure error (`errorClass` set).
+    infra_failed: HashSet<AttemptKey>,
+    /// Change in the number of running invocations at each millisecond.
+    running_delta: BTreeMap<i64, i64>,
+    first_start: Option<i64>,
+}
+
+impl MetricsAccumulator {
+    /// An accumulator with no records.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of records added so far.
+    pub fn count(&self) -> u64 {
+        self.all.invocations
+    }
+
+    /// Adds one record.
+    pub fn add(&mut self, m: &InvocationMetric) {
+        let cost_pico = usd_to_pico(m.cost);
+        self.all.add(m, cost_pico);
+        self.input_tokens += m.input_tokens.unwrap_or(0);
+        self.output_tokens += m.output_tokens.unwrap_or(0);
+        group(&mut self.by_agent, &m.agent).add(m, cost_pico);
+        self.by_phase.entry(m.phase).or_default().add(m, cost_pico);
+        for (map, key) in [
+            (&mut self.by_model, &m.model),
+            (&mut self.by_tier, &m.tier),
+            (&mut self.by_error_class, &m.error_class),
+        ] {
+            if let Some(key) = key {
+                group(map, key).add(m, cost_pico);
+            }
+        }
+
+        if let Some(task) = &m.task_id {
+            if m.attempt > 1 {
+                let previous = (m.agent.clone(), m.phase, task.clone(), m.attempt - 1);
+                *self.retries_after.entry(previous).or_default() += 1;
+            }
+            if m.error_class.is_some() {
+                self.infra_failed
+                    .insert((m.agent.clone(), m.phase, task.clone(), m.attempt));
+            }
+        }
+
+        let start = m.start_ms();
+        self.first_start = Some(self.first_start.map_or(start, |f| f.min(start)));
+        let end = m.end_ms();
+        if end > start {
+            add_delta(&mut self.running_delta, start, 1);
+            add_delta(&mut self.running_delta, end, -1);
+        }
+    }
+
+    /// Adds everything `other` accumulated. Both must cover disjoint sets of records for the
+    /// result to equal one accumulator over their union.
+    pub fn merge(&mut self, other: &Self) {
+        self.all.merge(&other.all);
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        merge_groups(&mut self.by_agent, &other.by_agent);
+        merge_groups(&mut self.by_phase, &other.by_phase);
+        merge_groups(&mut self.by_model, &other.by_model);
+        merge_groups(&mut self.by_tier, &other.by_tier);
+        merge_groups(&mut self.by_error_class, &other.by_error_class);
+        for (key, n) in &other.retries_after {
+            *self.retries_after.entry(key.clone()).or_default() += n;
+        }
+        self.infra_failed.extend(other.infra_failed.iter().cloned());
+        for (t, d) in &other.running_delta {
+            add_delta(&mut self.running_delta, *t, *d);
+        }
+        self.first_start = match (self.first_start, other.first_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Computes the aggregate of every record added so far.
+    pub fn finish(&self, options: &AggregateOptions) -> MetricsAggregate {
+        let width = options.bucket_width_ms.max(1);
+        let (peak, peak_at, buckets) = self.parallelism(width);
+        let summaries =
+            |groups: &BTreeMap<String, GroupAccumulator>| -> BTreeMap<String, GroupSummary> {
+                groups
+                    .iter()
+                    .map(|(k, g)| (k.clone(), g.summary()))
+                    .collect()
+            };
+        let agents = summaries(&self.by_agent);
+        let phases: BTreeMap<u32, GroupSummary> = self
+            .by_phase
+            .iter()
+            .map(|(k, g)| (*k, g.summary()))
+            .collect();
+        let pick = |f: fn(&GroupSummary) -> u64| -> BTreeMap<String, u64> {
+            agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
+        };
+        let infra_retries = self
+            .retries_after
+            .iter()
+            .filter(|(previous, _)| self.infra_failed.contains(*previous))
+            .map(|(_, n)| n)
+            .sum();
+        let escalation_count = self
+            .by_tier
+            .iter()
+            .filter(|(tier, _)| **tier != options.base_tier)
+            .map(|(_, g)| g.invocations)
+            .sum();
+        let to_string = |ms: i64| Timestamp::from_unix_ms(ms).map(|t| t.to_utc_millis_string());
+        let last_end = self
+            .running_delta
+            .keys()
+            .next_back()
+            .copied()
+            .max(self.first_start);
+        let all = self.all.summary();
+
+        MetricsAggregate {
+            total_invocations: all.invocations,
+            invocations_by_agent: pick(|g| g.invocations),
+            invocations_by_phase: phases.iter().map(|(k, g)| (*k, g.invocations)).collect(),
+            total_retries: all.retries,
+            retries_by_agent: pick(|g| g.retries),
+            retries_by_phase: phases.iter().map(|(k, g)| (*k, g.retries)).collect(),
+            infra_retries,
+            total_tokens: all.tokens,
+            total_cost: all.cost,
+            total_cached_tokens: all.cached_tokens,
+            tokens_by_agent: pick(|g| g.tokens),
+            cost_by_agent: agents.iter().map(|(k, g)| (k.clone(), g.cost)).collect(),
+            total_duration_ms: all.total_duration_ms,
+            avg_duration_by_agent: agents
+                .iter()
+                .map(|(k, g)| (k.clone(), g.mean_duration_ms))
+                .collect(),
+            peak_parallel_invocations: peak,
+            parallelism_over_time: buckets,
+            escalation_count,
+            success_rate: all.success_rate,
+            bucket_width_ms: width,
+            base_tier: options.base_tier.clone(),
+            peak_parallel_at: peak_at.and_then(to_string),
+            first_start: self.first_start.and_then(to_string),
+            last_end: last_end.and_then(to_string),
+            success_count: all.successes,
+            total_input_tokens: self.input_tokens,
+            total_output_tokens: self.output_tokens,
+            cache_hit_ratio: ratio(all.cached_tokens, self.input_tokens),
+            agents,
+            phases,
+            models: summaries(&self.by_model),
+            tiers: summaries(&self.by_tier),
+            error_classes: summaries(&self.by_error_class),
+        }
+    }
+
+    /// Sweeps the running-count changes in time order: the peak, when it was first reached,
+    /// and the per-bucket maxima.
+    fn parallelism(&self, width: u64) -> (u64, Option<i64>, Vec<ParallelismBucket>) {
+        let Some(first_start) = self.first_start else {
+            return (0, None, Vec::new());
+        };
+        let width = i64::try_from(width).unwrap_or(i64::MAX);
+        let first_bucket = first_start.div_euclid(width);
+        let last_occupied = self.running_delta.keys().next_back().map(|end| end - 1);
+        let last_bucket =
+            last_occupied.map_or(first_bucket, |t| t.div_euclid(width).max(first_bucket));
+        let bucket_count = usize::try_from(last_bucket - first_bucket + 1).unwrap_or(0);
+        let mut maxima = vec![0u64; bucket_count];
+
+        let (mut running, mut peak, mut peak_at) = (0i64, 0u64, None);
+        let mut changes = self.running_delta.iter().peekable();
+        while let Some((&t, &delta)) = changes.next() {
+            running += delta;
+            let level = u64::try_from(running).unwrap_or(0);
+            let Some(&(&next, _)) = changes.peek() else {
+                break;
+            };
+            if level == 0 {
+                continue;
+            }
+            if level > peak {
+                peak = level;
+                peak_at = Some(t);
+            }
+            // The level holds on [t, next): every bucket that range touches sees it.
+            let from = usize::try_from(t.div_euclid(width) - first_bucket).unwrap_or(0);
+            let to = usize::try_from((next - 1).div_euclid(width) - first_bucket).unwrap_or(0);
+            for max in &mut maxima[from..=to.min(bucket_count - 1)] {
+                *max = (*max).max(level);
+            }
+        }
+        let buckets = maxima
+            .into_iter()
+            .zip(first_bucket..)
+            .map(|(concurrent, b)| ParallelismBucket {
+                bucket_start: Timestamp::from_unix_ms(b * width)
+                    .map(|t| t.to_utc_millis_string())
+                    .unwrap_or_default(),
+                concurrent,
+            })
+            .collect();
+        (peak, peak_at, buckets)
+    }
+}
+
+impl<'a> Extend<&'a InvocationMetric> for MetricsAccumulator {
+    fn extend<I: IntoIterator<Item = &'a InvocationMetric>>(&mut self, records: I) {
+        for m in records {
+            self.add(m);
+        }
+    }
+}
+
+impl<'a> FromIterator<&'a InvocationMetric> for MetricsAccumulator {
+    fn from_iter<I: IntoIterator<Item = &'a InvocationMetric>>(records: I) -> Self {
+        let mut acc = Self::new();
+        acc.extend(records);
+        acc
+    }
+}
+
+fn group<'m>(
+    map: &'m mut BTreeMap<String, GroupAccumulator>,
+    key: &str,
+) -> &'m mut GroupAccumulator {
+    // Look up by &str first so the common case allocates nothing.
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), GroupAccumulator::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+fn merge_groups<K: Ord + Clone>(
+    into: &mut BTreeMap<K, GroupAccumulator>,
+    from: &BTreeMap<K, GroupAccumulator>,
+) {
+    for (k, g) in from {
+        into.entry(k.clone()).or_default().merge(g);
+    }
+}
+
+fn add_delta(deltas: &mut BTreeMap<i64, i64>, t: i64, d: i64) {
+    let entry = deltas.entry(t).or_default();
+    *entry += d;
+    if *entry == 0 {
+        deltas.remove(&t);
+    }
+}
+
+fn usd_to_pico(cost: f64) -> i128 {
+    (cost * PICO_PER_USD).round() as i128
+}
+
+fn pico_to_usd(pico: i128) -> f64 {
+    pico as f64 / PICO_PER_USD
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn at(ms: i64, duration_ms: u64) -> InvocationMetric {
+        let mut m = InvocationMetric::new(
+            format!("i{ms}-{duration_ms}"),
+            "a",
+            1,
+            Timestamp::from_unix_ms(ms).unwrap(),
+        );
+        m.duration_ms = duration_ms;
+        m
+    }
+
+    fn aggregate(records: &[InvocationMetric], width: u64) -> MetricsAggregate {
+        records
+            .iter()
+            .collect::<MetricsAccumulator>()
+            .finish(&AggregateOptions {
+                bucket_width_ms: width,
+                ..AggregateOptions::default()
+            })
+    }
+
+    fn concurrency(agg: &MetricsAggregate) -> Vec<u64> {
+        agg.parallelism_over_time
+            .iter()
+            .map(|b| b.concurrent)
+            .collect()
+    }
+
+    #[test]
+    fn empty_set_is_all_zero() {
+        let agg = aggregate(&[], 1000);
+        assert_eq!(agg.total_invocations, 0);
+        assert_eq!(agg.success_rate, 0.0);
+        assert_eq!(agg.peak_parallel_invocations, 0);
+        assert!(agg.parallelism_over_time.is_empty());
+        assert_eq!(agg.cache_hit_ratio, 0.0);
+        assert!(agg.first_start.is_none() && agg.peak_parallel_at.is_none());
+    }
+
+    #[test]
+    fn touching_intervals_do_not_overlap() {
+        let agg = aggregate(&[at(0, 1000), at(1000, 1000)], 1000);
+        assert_eq!(agg.peak_parallel_invocations, 1);
+        assert_eq!(concurrency(&agg), [1, 1]);
+    }
+
+    #[test]
+    fn overlaps_count_at_the_instant_not_per_bucket() {
+        // Two intervals in the same bucket that never overlap: concurrent is 1, not 2.
+        let agg = aggregate(&[at(100, 200), at(500, 200), at(600, 1000)], 1000);
+        assert_eq!(agg.peak_parallel_invocations, 2);
+        assert_eq!(
+            agg.peak_parallel_at.as_deref(),
+            Some("1970-01-01T00:00:00.600Z")
+        );
+        assert_eq!(concurrency(&agg), [2, 1]);
+    }
+
+    #[test]
+    fn zero_durations_occupy_nothing_but_start_the_range() {
+        let agg = aggregate(&[at(0, 0), at(2500, 100)], 1000);
+        assert_eq!(concurrency(&agg), [0, 0, 1]);
+        assert_eq!(
+            agg.parallelism_over_time[0].bucket_start,
+            "1970-01-01T00:00:00.000Z"
+        );
+        let only_zero = aggregate(&[at(1500, 0)], 1000);
+        assert_eq!(concurrency(&only_zero), [0]);
+        assert_eq!(only_zero.peak_parallel_invocations, 0);
+    }
+
+    #[test]
+    fn bucket_edges_are_aligned_to_the_epoch() {
+        // [999, 1001) touches buckets 0 and 1; [1999, 2000) ends exactly at bucket 2's start.
+        let agg = aggregate(&[at(999, 2), at(1999, 1)], 1000);
+        assert_eq!(concurrency(&agg), [1, 1]);
+        let agg = aggregate(&[at(1234, 10)], 500);
+        assert_eq!(
+            agg.parallelism_over_time[0].bucket_start,
+            "1970-01-01T00:00:01.000Z"
+        );
+    }
+
+    #[test]
+    fn retries_infra_retries_and_escalations() {
+        let mut records = Vec::new();
+        for (attempt, error_class, tier) in [
+            (1, Some("rate-limit"), None),
+            (2, None, Some("premium")),
+            (3, None, Some("normal")),
+        ] {
+            let mut m = at(i64::from(attempt) * 10, 5);
+            m.invocation_id = format!("t{attempt}");
+            m.task_id = Some("task".into());
+            m.attempt = attempt;
+            m.error_class = error_class.map(Into::into);
+            m.tier = tier.map(Into::into);
+            m.success = attempt == 3;
+            records.push(m);
+        }
+        // A retry without a taskId never has a previous attempt.
+        let mut orphan = at(100, 5);
+        orphan.attempt = 2;
+        records.push(orphan);
+        // The same chain key in another phase is a different chain.
+        let mut other_phase = records[1].clone();
+        other_phase.phase = 2;
+        records.push(other_phase);
+
+        let agg = aggregate(&records, 1000);
+        assert_eq!(agg.total_retries, 4);
+        assert_eq!(agg.infra_retries, 1);
+        assert_eq!(agg.escalation_count, 2);
+        assert_eq!(agg.retries_by_phase, BTreeMap::from([(1, 3), (2, 1)]));
+        // t3 and the orphan succeeded.
+        assert_eq!(agg.success_rate, 2.0 / 5.0);
+    }
+
+    #[test]
+    fn sums_means_and_percentiles() {
+        let mut records = Vec::new();
+        for i in 1..=100u64 {
+            let mut m = at(i as i64 * 1000, i);
+            m.agent = if i % 2 == 0 { "even" } else { "odd" }.into();
+            m.tokens = i;
+            m.cost = 0.1;
+            m.cached_tokens = (i <= 10).then_some(1);
+            m.input_tokens = Some(2);
+            records.push(m);
+        }
+        let agg = aggregate(&records, 1000);
+        assert_eq!(agg.total_tokens, 5050);
+        assert_eq!(agg.total_cost, 10.0);
+        assert_eq!(agg.cost_by_agent["even"], 5.0);
+        assert_eq!(agg.total_cached_tokens, 10);
+        assert_eq!(agg.cache_hit_ratio, 10.0 / 200.0);
+        assert_eq!(agg.total_duration_ms, 5050);
+        assert_eq!(agg.avg_duration_by_agent["even"], 51.0);
+        assert_eq!(agg.avg_duration_by_agent["odd"], 50.0);
+        assert_eq!(agg.tokens_by_agent["odd"], 2500);
+        let all: MetricsAccumulator = records.iter().collect();
+        assert_eq!(all.all.percentile(50), 50);
+        assert_eq!(all.all.percentile(95), 95);
+        assert_eq!(all.all.percentile(99), 99);
+        assert_eq!(agg.agents["even"].p50_duration_ms, 50);
+        assert_eq!(agg.agents["even"].max_duration_ms, 100);
+    }
+
+    #[test]
+    fn merging_chunks_equals_one_pass() {
+        let records: Vec<_> = (0..50)
+            .map(|i| {
+                let mut m = at(i * 37 % 900, (i as u64 * 53) % 400);
+                m.cost = 0.1 + i as f64 * 0.01;
+                m.agent = format!("agent-{}", i % 3);
+                m
+            })
+            .collect();
+        let whole: MetricsAccumulator = records.iter().collect();
+        let mut merged: MetricsAccumulator = records[30..].iter().collect();
+        merged.merge(&records[..30].iter().collect());
+        assert_eq!(merged, whole);
+        let options = AggregateOptions::default();
+        assert_eq!(merged.finish(&options), whole.finish(&options));
+    }
+}

@@ -1,0 +1,328 @@
+//! The collector: records metrics in memory and appends them to `invocations.jsonl`.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::aggregate::{AggregateOptions, MetricsAccumulator, MetricsAggregate};
+use crate::bus::{FleetEventBus, Subscription};
+use crate::error::{Error, Result};
+use crate::journal::{
+    Durability, Journal, LineProblem, TailRepair, open_for_append, read_records, repair_tail,
+};
+use crate::record::InvocationMetric;
+
+/// The metrics file inside a metrics directory.
+pub const METRICS_FILE_NAME: &str = "invocations.jsonl";
+/// The lock file a collector holds inside its metrics directory.
+pub const LOCK_FILE_NAME: &str = "invocations.lock";
+
+/// How long dropping a collector waits for its writer before giving up.
+const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options for [`InvocationMetricsCollector::builder`].
+///
+/// | option | default |
+/// |---|---|
+/// | [`durability`](Self::durability) | [`Durability::Periodic`] every second |
+/// | [`bucket_width_ms`](Self::bucket_width_ms) | 1000 |
+/// | [`base_tier`](Self::base_tier) | `"normal"` |
+/// | [`event_bus`](Self::event_bus) | a new bus of its own |
+#[derive(Debug, Clone)]
+#[must_use = "call .open() to create the collector"]
+pub struct CollectorBuilder {
+    dir: PathBuf,
+    durability: Durability,
+    aggregate: AggregateOptions,
+    bus: Option<FleetEventBus>,
+}
+
+impl CollectorBuilder {
+    /// When the file is synced; see [`Durability`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Width of the parallelism-over-time buckets of [`compute_aggregate`](InvocationMetricsCollector::compute_aggregate).
+    pub fn bucket_width_ms(mut self, width: u64) -> Self {
+        self.aggregate.bucket_width_ms = width.max(1);
+        self
+    }
+
+    /// The tier that does not count as an escalation.
+    pub fn base_tier(mut self, tier: impl Into<String>) -> Self {
+        self.aggregate.base_tier = tier.into();
+        self
+    }
+
+    /// Publish events on this bus (to share one bus between several components).
+    pub fn event_bus(mut self, bus: FleetEventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Creates the directory if needed, takes its lock, repairs the file's tail and starts
+    /// the writer.
+    pub fn open(self) -> Result<InvocationMetricsCollector> {
+        let dir = self.dir;
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create metrics directory", &dir, e))?;
+
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io("create lock file", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
+        }
+
+        let path = dir.join(METRICS_FILE_NAME);
+        let mut file = open_for_append(&path)?;
+        let (tail_repair, file_len) = repair_tail(&mut file, &path)?;
+
+        let journal = Arc::new(Journal::new(
+            path.clone(),
+            self.durability,
+            self.bus.unwrap_or_default(),
+            file_len,
+        ));
+        let writer = {
+            let journal = Arc::clone(&journal);
+            std::thread::Builder::new()
+                .name("invmetrics-writer".into())
+                .spawn(move || journal.run_writer(file))
+                .map_err(|e| Error::io("start the writer thread for", &path, e))?
+        };
+        Ok(InvocationMetricsCollector {
+            dir,
+            journal,
+            writer: Some(writer),
+            _lock: lock,
+            aggregate_options: self.aggregate,
+            aggregate: Mutex::new((0, MetricsAccumulator::new())),
+            tail_repair,
+        })
+    }
+}
+
+/// What [`InvocationMetricsCollector::load_from_disk`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LoadReport {
+    /// Records appended to memory.
+    pub loaded: u64,
+    /// Valid records skipped because they came first (the `skip` argument).
+    pub skipped: u64,
+    /// Records not loaded because a record with the same `invocationId` was already in memory.
+    pub duplicates: u64,
+    /// Lines that are not valid records (the torn tail not included).
+    pub malformed: u64,
+    /// Whether the file ended in an unterminated, invalid line (a torn write).
+    pub torn_tail: bool,
+    /// Every invalid line, with its number and reason.
+    pub problems: Vec<LineProblem>,
+}
+
+/// Records one [`InvocationMetric`] per agent invocation, in memory and appended to
+/// `<metrics_dir>/invocations.jsonl`.
+///
+/// Share one collector between threads with an `Arc`: every method but
+/// [`close`](Self::close) takes `&self`. Only one collector may have a directory open at a
+/// time (an advisory lock on `invocations.lock`).
+///
+/// See the [crate documentation](crate) for an example and the resume flow.
+#[derive(Debug)]
+pub struct InvocationMetricsCollector {
+    dir: PathBuf,
+    journal: Arc<Journal>,
+    writer: Option<JoinHandle<()>>,
+    _lock: File,
+    aggregate_options: AggregateOptions,
+    /// How many in-memory records are folded into the accumulator, and the accumulator.
+    aggregate: Mutex<(usize, MetricsAccumulator)>,
+    tail_repair: TailRepair,
+}
+
+impl InvocationMetricsCollector {
+    /// Opens `metrics_dir` with the default options; see [`CollectorBuilder::open`].
+    pub fn open(metrics_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(metrics_dir).open()
+    }
+
+    /// A builder for a collector with non-default options.
+    pub fn builder(metrics_dir: impl AsRef<Path>) -> CollectorBuilder {
+        CollectorBuilder {
+            dir: metrics_dir.as_ref().to_path_buf(),
+            durability: Durability::default(),
+            aggregate: AggregateOptions::default(),
+            bus: None,
+        }
+    }
+
+    /// The metrics directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The metrics file, `<dir>/invocations.jsonl`.
+    pub fn path(&self) -> &Path {
+        &self.journal.path
+    }
+
+    /// What `open` had to do to the end of the file.
+    pub fn tail_repair(&self) -> &TailRepair {
+        &self.tail_repair
+    }
+
+    /// The bus this collector publishes on.
+    pub fn event_bus(&self) -> &FleetEventBus {
+        &self.journal.bus
+    }
+
+    /// A new subscriber to this collector's events.
+    pub fn subscribe(&self) -> Subscription {
+        self.journal.bus.subscribe()
+    }
+
+    /// Validates `metric`, appends it to memory, queues its line for the writer and
+    /// publishes [`FleetEvent::MetricRecorded`](crate::FleetEvent::MetricRecorded).
+    ///
+    /// Never waits for the disk; safe to call from many threads and from async tasks. An
+    /// invalid metric is refused with [`Error::Invalid`] naming the field, and nothing is
+    /// recorded.
+    pub fn record(&self, metric: InvocationMetric) -> Result<()> {
+        metric.validate()?;
+        let mut line = Vec::with_capacity(320);
+        serde_json::to_writer(&mut line, &metric)
+            .map_err(|e| Error::Invalid(crate::ValidationError::new("record", e.to_string())))?;
+        line.push(b'\n');
+        self.journal.append(metric, &line);
+        Ok(())
+    }
+
+    /// Blocks until every record recorded before the call is written to the file (and
+    /// synced, under [`Durability::Always`]).
+    ///
+    /// If the writer hits an error first, returns [`Error::Write`]: the records are still in
+    /// memory and the writer retries them, in order, until the fault clears; a later `flush`
+    /// returns `Ok` once they are written.
+    pub fn flush(&self) -> Result<()> {
+        self.journal.flush()
+    }
+
+    /// A copy of every record in memory, in record order.
+    pub fn get_all(&self) -> Vec<InvocationMetric> {
+        self.journal.lock().records.clone()
+    }
+
+    /// How many records are in memory: the value a checkpoint stores as `metricsCount`.
+    pub fn get_count(&self) -> usize {
+        self.journal.lock().records.len()
+    }
+
+    /// Reads the metrics file and appends its records to memory, skipping the first `skip`
+    /// valid ones (those a checkpoint says are already accounted for) and any whose
+    /// `invocationId` is already in memory (the first one wins).
+    ///
+    /// Invalid lines are skipped, logged with their line number and counted; a final
+    /// unterminated line counts only if it is a valid record. A missing file loads nothing.
+    /// Only lines this collector's writer has completed are read.
+    pub fn load_from_disk(&self, skip: usize) -> Result<LoadReport> {
+        let path = self.path();
+        let complete_len = self.journal.lock().file_len;
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadReport::default()),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        use std::io::Read;
+        let mut report = LoadReport::default();
+        let mut found = Vec::new();
+        let mut valid = 0usize;
+        let stats = read_records(
+            file.take(complete_len),
+            |_, metric| {
+                valid += 1;
+                if valid > skip {
+                    found.push(metric);
+                }
+            },
+            |problem| {
+                tracing::warn!(path = %path.display(), "skipping {problem}");
+                report.problems.push(problem);
+            },
+        )
+        .map_err(|e| Error::io("read", path, e))?;
+        report.skipped = valid.min(skip) as u64;
+        report.torn_tail = stats.torn_tail;
+        report.malformed = stats.problems - u64::from(stats.torn_tail);
+
+        let mut state = self.journal.lock();
+        let mut known: HashSet<String> = state
+            .records
+            .iter()
+            .map(|m| m.invocation_id.clone())
+            .collect();
+        for metric in found {
+            if known.insert(metric.invocation_id.clone()) {
+                state.records.push(metric);
+                report.loaded += 1;
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The aggregate summary of every record in memory.
+    ///
+    /// Incremental: records already folded in by an earlier call are not scanned again.
+    pub fn compute_aggregate(&self) -> MetricsAggregate {
+        let mut cached = self.aggregate.lock().unwrap_or_else(|e| e.into_inner());
+        let (folded, accumulator) = &mut *cached;
+        {
+            let state = self.journal.lock();
+            accumulator.extend(&state.records[*folded..]);
+            *folded = state.records.len();
+        }
+        accumulator.finish(&self.aggregate_options)
+    }
+
+    /// Flushes, stops the writer, syncs (unless the policy is [`Durability::Buffered`]) and
+    /// releases the directory lock.
+    pub fn close(mut self) -> Result<()> {
+        let flushed = self.flush();
+        let stopped = self.stop_writer(None);
+        flushed.and(stopped)
+    }
+
+    fn stop_writer(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let result = self.journal.shut_down(deadline);
+        if let Some(writer) = self.writer.take() {
+            // Only join a writer that has finished; one stuck past the deadline is left.
+            if writer.is_finished() || deadline.is_none() {
+                let _ = writer.join();
+            }
+        }
+        result
+    }
+}
+
+impl Drop for InvocationMetricsCollector {
+    /// Writes what is queued, waiting at most five seconds.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            if let Err(e) = self.stop_writer(Some(Instant::now() + DROP_FLUSH_TIMEOUT)) {
+                tracing::error!("metrics collector dropped with records unwritten: {e}");
+            }
+        }
+    }
+}

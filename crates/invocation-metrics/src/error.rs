@@ -1,0 +1,102 @@
+//! Errors at the library's boundaries.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A record broke one of the rules of [`InvocationMetric`](crate::InvocationMetric).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{field}`: {reason}")]
+pub struct ValidationError {
+    /// The JSON name of the offending field, e.g. `"attempt"`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything the collector, the loader and the checkpoint store can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The metric was refused; nothing was written or recorded.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+
+    /// A file-system operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. "open".
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+
+    /// Another collector (in this or another process) holds the directory's lock.
+    #[error(
+        "{} is locked by another collector; only one writer may append to a metrics directory \
+         (close the other one, or use a different directory)",
+        path.display()
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// Records could not be written to the metrics file. They are still in memory and the
+    /// writer keeps retrying; once the fault clears they reach the file in order.
+    #[error(
+        "cannot write {pending} record(s) to {}: {source} (kept in memory, retrying)",
+        path.display()
+    )]
+    Write {
+        /// The metrics file.
+        path: PathBuf,
+        /// How many records were not yet written when the error was seen.
+        pending: u64,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+
+    /// The background writer is gone (it panicked or the collector is closing).
+    #[error("the metrics writer for {} has stopped", path.display())]
+    WriterStopped {
+        /// The metrics file.
+        path: PathBuf,
+    },
+
+    /// The checkpoint file exists but is not valid checkpoint JSON.
+    #[error(
+        "checkpoint {} is corrupt: {source}; fix or delete it to start without a checkpoint",
+        path.display()
+    )]
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,179 @@
+//! Streaming a metrics file line by line in bounded memory.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use crate::parse::{LineError, MAX_LINE_BYTES, parse_line};
+use crate::record::InvocationMetric;
+
+/// A line of a metrics file that is not a valid record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {error}{}", if *.torn_tail { " (unterminated last line: torn write)" } else { "" })]
+pub struct LineProblem {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub error: LineError,
+    /// It is the last line and has no newline: what a crash mid-write leaves behind.
+    pub torn_tail: bool,
+}
+
+/// Counts from one pass of [`read_records`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Lines seen, blank ones included.
+    pub lines: u64,
+    /// Valid records.
+    pub records: u64,
+    /// Invalid lines, the torn tail included.
+    pub problems: u64,
+    /// Whether the last line was unterminated and invalid.
+    pub torn_tail: bool,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Reads every line of `reader`, calling `on_record` for each valid record and `on_problem`
+/// for each invalid line, in file order. Memory stays bounded: a line longer than
+/// [`MAX_LINE_BYTES`] is reported without being held.
+///
+/// ```
+/// use invocation_metrics::read_records;
+///
+/// let file = b"{\"broken\n\n{\"also\":\"broken\"}\n";
+/// let mut problems = Vec::new();
+/// let stats = read_records(&file[..], |_, _| {}, |p| problems.push(p.line))?;
+/// assert_eq!((stats.records, problems), (0, vec![1, 3]));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_records<R: Read>(
+    reader: R,
+    mut on_record: impl FnMut(u64, InvocationMetric),
+    mut on_problem: impl FnMut(LineProblem),
+) -> io::Result<ReadStats> {
+    let mut stats = ReadStats::default();
+    let mut emit =
+        |number: u64, line: Result<&[u8], u64>, terminated: bool, stats: &mut ReadStats| {
+            stats.lines = number;
+            let parsed = match line {
+                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => return,
+                Ok(bytes) => parse_line(bytes),
+                Err(len) => Err(LineError::TooLong { len }),
+            };
+            match parsed {
+                Ok(metric) => {
+                    stats.records += 1;
+                    on_record(number, metric);
+                }
+                Err(error) => {
+                    stats.problems += 1;
+                    stats.torn_tail = !terminated;
+                    on_problem(LineProblem {
+                        line: number,
+                        error,
+                        torn_tail: !terminated,
+                    });
+                }
+            }
+        };
+
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut partial: Vec<u8> = Vec::new();
+    // Length of the current line so far once it has outgrown the limit (and been dropped).
+    let mut overlong: Option<u64> = None;
+    let mut number = 1u64;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let taken = match memchr::memchr(b'\n', chunk) {
+            Some(end) => {
+                if let Some(len) = overlong.take() {
+                    emit(number, Err(len + end as u64), true, &mut stats);
+                } else if partial.is_empty() {
+                    emit(number, Ok(&chunk[..end]), true, &mut stats);
+                } else {
+                    partial.extend_from_slice(&chunk[..end]);
+                    emit(number, Ok(&partial), true, &mut stats);
+                    partial.clear();
+                }
+                number += 1;
+                end + 1
+            }
+            None => {
+                match &mut overlong {
+                    Some(len) => *len += chunk.len() as u64,
+                    None if partial.len() + chunk.len() > MAX_LINE_BYTES + 1 => {
+                        overlong = Some((partial.len() + chunk.len()) as u64);
+                        partial = Vec::new();
+                    }
+                    None => partial.extend_from_slice(chunk),
+                }
+                chunk.len()
+            }
+        };
+        stats.bytes += taken as u64;
+        reader.consume(taken);
+    }
+    if let Some(len) = overlong {
+        emit(number, Err(len), false, &mut stats);
+    } else if !partial.is_empty() {
+        emit(number, Ok(&partial), false, &mut stats);
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
+
+    fn read(bytes: &[u8]) -> (Vec<u64>, Vec<LineProblem>, ReadStats) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        let stats = read_records(bytes, |n, _| ok.push(n), |p| bad.push(p)).unwrap();
+        (ok, bad, stats)
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_malformed_middle_lines() {
+        let file = format!("{GOOD}\r\n\n   \n{{oops}}\n{GOOD}\n");
+        let (ok, bad, stats) = read(file.as_bytes());
+        assert_eq!(ok, [1, 5]);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 4);
+        assert!(!bad[0].torn_tail && !stats.torn_tail);
+        assert_eq!(stats.bytes, file.len() as u64);
+    }
+
+    #[test]
+    fn unterminated_last_line_counts_only_when_valid() {
+        let (ok, _, stats) = read(format!("{GOOD}\n{GOOD}").as_bytes());
+        assert_eq!((ok.len(), stats.torn_tail), (2, false));
+        let (ok, bad, stats) = read(format!("{GOOD}\n{}", &GOOD[..40]).as_bytes());
+        assert_eq!((ok.len(), bad.len(), stats.torn_tail), (1, 1, true));
+        assert!(bad[0].to_string().contains("torn write"));
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_in_bounded_memory() {
+        let mut file = format!("{GOOD}\n").into_bytes();
+        file.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES * 3));
+        file.extend(format!("\n{GOOD}\n").bytes());
+        file.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES + 10));
+        let (ok, bad, _) = read(&file);
+        assert_eq!(ok, [1, 3]);
+        assert_eq!(bad.len(), 2);
+        assert_eq!(
+            bad[0].error,
+            LineError::TooLong {
+                len: MAX_LINE_BYTES as u64 * 3
+            }
+        );
+        assert!(bad[1].torn_tail);
+    }
+}

@@ -1,0 +1,308 @@
+//! The background writer: drains queued lines into the file in record order, whole lines
+//! only, many records per write when they queue up (group commit), and syncs per the
+//! durability policy.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::bus::{FleetEvent, FleetEventBus};
+use crate::error::Error;
+use crate::record::InvocationMetric;
+
+/// When the metrics file is synced to stable storage, like Redis's `appendfsync`.
+///
+/// | policy | `flush()` returns once the records are… | survives a process crash | survives power loss |
+/// |---|---|---|---|
+/// | `Buffered` | written to the OS | yes | no: whatever the OS had not yet written back |
+/// | `Periodic(interval)` (default, 1 s) | written to the OS; the writer syncs at most every `interval` | yes | all but about the last `interval` |
+/// | `Always` | written and synced (`fdatasync`); one sync serves every waiting flush | yes | yes, for every acknowledged flush |
+///
+/// In every policy `record()` itself never waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Hand lines to the OS; never sync.
+    Buffered,
+    /// Hand lines to the OS and sync at most every interval.
+    Periodic(Duration),
+    /// Sync after every write; `flush()` waits for the sync.
+    Always,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self::Periodic(Duration::from_secs(1))
+    }
+}
+
+/// First wait before retrying a failed write; doubles up to [`MAX_RETRY_BACKOFF`].
+const INITIAL_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Everything guarded by the journal's one lock. Records and queued lines share it so that
+/// the in-memory order and the file order are the same.
+#[derive(Debug, Default)]
+pub(crate) struct JournalState {
+    /// Every record in memory (recorded here or loaded from disk), in order.
+    pub records: Vec<InvocationMetric>,
+    /// Lines recorded but not yet handed to the writer.
+    queue: Vec<u8>,
+    queued: u64,
+    /// Records ever queued / written to the OS / synced (only those recorded here).
+    recorded: u64,
+    written: u64,
+    synced: u64,
+    /// Length of the file's complete lines.
+    pub file_len: u64,
+    /// The last write or sync error, until a write succeeds again.
+    error: Option<Arc<io::Error>>,
+    error_epoch: u64,
+    shutdown: bool,
+    writer_waiting: bool,
+    writer_alive: bool,
+}
+
+/// The state shared by the collector's handles and its writer thread.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    pub path: PathBuf,
+    pub durability: Durability,
+    pub bus: FleetEventBus,
+    state: Mutex<JournalState>,
+    work: Condvar,
+    progress: Condvar,
+}
+
+impl Journal {
+    pub fn new(path: PathBuf, durability: Durability, bus: FleetEventBus, file_len: u64) -> Self {
+        Self {
+            path,
+            durability,
+            bus,
+            state: Mutex::new(JournalState {
+                file_len,
+                writer_alive: true,
+                ..JournalState::default()
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, JournalState> {
+        // A panic while holding the lock leaves the state consistent (every update is a
+        // few assignments), so keep going rather than poison every later call.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `metric` to memory and its `line` (newline included) to the write queue, and
+    /// publishes the event — all under the lock, so every order agrees.
+    pub fn append(&self, metric: InvocationMetric, line: &[u8]) {
+        let mut state = self.lock();
+        state.queue.extend_from_slice(line);
+        state.queued += 1;
+        state.recorded += 1;
+        if self.bus.has_subscribers() {
+            self.bus
+                .publish(FleetEvent::MetricRecorded(Arc::new(metric.clone())));
+        }
+        state.records.push(metric);
+        if state.writer_waiting {
+            state.writer_waiting = false;
+            self.work.notify_one();
+        }
+    }
+
+    /// Blocks until every record queued before the call is written (and synced, if the
+    /// policy says so), or a write error happens first.
+    pub fn flush(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        let target = state.recorded;
+        let epoch = state.error_epoch;
+        self.work.notify_one();
+        loop {
+            let done = match self.durability {
+                Durability::Always => state.synced >= target,
+                _ => state.written >= target,
+            };
+            if done {
+                return Ok(());
+            }
+            if state.error_epoch != epoch {
+                if let Some(source) = state.error.clone() {
+                    return Err(Error::Write {
+                        path: self.path.clone(),
+                        pending: state.recorded - state.written,
+                        source,
+                    });
+                }
+            }
+            if !state.writer_alive {
+                return Err(Error::WriterStopped {
+                    path: self.path.clone(),
+                });
+            }
+            state = self.progress.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Asks the writer to finish and waits for it up to `deadline`. Returns an error if
+    /// records were still unwritten when it stopped.
+    pub fn shut_down(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.shutdown = true;
+        self.work.notify_one();
+        while state.writer_alive {
+            state = match deadline {
+                None => self.progress.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.progress
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        let pending = state.recorded - state.written;
+        match state.error.clone() {
+            Some(source) if pending > 0 => Err(Error::Write {
+                path: self.path.clone(),
+                pending,
+                source,
+            }),
+            _ if pending > 0 => Err(Error::WriterStopped {
+                path: self.path.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The writer thread's body.
+    pub fn run_writer(self: Arc<Self>, mut file: File) {
+        let mut last_sync = Instant::now();
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = INITIAL_RETRY_BACKOFF;
+        let mut state = self.lock();
+        loop {
+            let now = Instant::now();
+            let can_write =
+                !state.queue.is_empty() && (state.shutdown || retry_at.is_none_or(|t| now >= t));
+            let dirty = state.written > state.synced;
+            let sync_at = match self.durability {
+                Durability::Buffered => None,
+                Durability::Always => dirty.then_some(now),
+                Durability::Periodic(interval) if dirty => Some(if state.shutdown {
+                    now
+                } else {
+                    last_sync + interval
+                }),
+                Durability::Periodic(_) => None,
+            };
+            let sync_due = sync_at.is_some_and(|t| now >= t) && retry_at.is_none_or(|t| now >= t);
+
+            if can_write {
+                let batch = std::mem::take(&mut state.queue);
+                let count = std::mem::take(&mut state.queued);
+                let start_len = state.file_len;
+                drop(state);
+                let result = file.write_all(&batch);
+                if result.is_err() {
+                    // Cut back a partial line so the retry starts on a line boundary.
+                    let _ = file.set_len(start_len);
+                }
+                state = self.lock();
+                match result {
+                    Ok(()) => {
+                        state.written += count;
+                        state.file_len += batch.len() as u64;
+                        retry_at = None;
+                        backoff = INITIAL_RETRY_BACKOFF;
+                        if state.error.take().is_some() {
+                            tracing::info!(path = %self.path.display(), "metrics writes work again");
+                            self.bus.publish(FleetEvent::WriteRecovered {
+                                path: self.path.clone(),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let mut requeued = batch;
+                        requeued.extend_from_slice(&state.queue);
+                        state.queue = requeued;
+                        state.queued += count;
+                        let shutting_down = state.shutdown;
+                        self.fail(&mut state, e);
+                        if shutting_down {
+                            break;
+                        }
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                    }
+                }
+                self.progress.notify_all();
+            } else if sync_due {
+                let target = state.written;
+                drop(state);
+                let result = file.sync_data();
+                state = self.lock();
+                last_sync = Instant::now();
+                match result {
+                    Ok(()) => {
+                        state.synced = target;
+                        retry_at = None;
+                    }
+                    Err(e) => {
+                        let shutting_down = state.shutdown;
+                        self.fail(&mut state, e);
+                        if shutting_down {
+                            break;
+                        }
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                    }
+                }
+                self.progress.notify_all();
+            } else if state.shutdown && state.queue.is_empty() && sync_at.is_none() {
+                break;
+            } else {
+                let wake_at = [
+                    retry_at.filter(|_| !state.queue.is_empty() || dirty),
+                    sync_at,
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                state.writer_waiting = true;
+                state = match wake_at {
+                    Some(t) => {
+                        self.work
+                            .wait_timeout(state, t.saturating_duration_since(now))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => self.work.wait(state).unwrap_or_else(|e| e.into_inner()),
+                };
+                state.writer_waiting = false;
+            }
+        }
+        state.writer_alive = false;
+        self.progress.notify_all();
+    }
+
+    fn fail(&self, state: &mut JournalState, e: io::Error) {
+        let pending = state.recorded - state.written;
+        tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics; keeping them in memory and retrying");
+        self.bus.publish(FleetEvent::WriteFailed {
+            path: self.path.clone(),
+            pending,
+            error: e.to_string(),
+        });
+        state.error = Some(Arc::new(e));
+        state.error_epoch += 1;
+    }
+}

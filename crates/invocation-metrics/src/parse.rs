@@ -1,0 +1,443 @@
+//! Reading one line of a metrics file, in any of the three dialects the framework family
+//! writes, into an [`InvocationMetric`].
+//!
+//! | dialect | recognised by | mapping |
+//! |---|---|---|
+//! | native | the seed's names | as is |
+//! | framework (older) | `agentType`, `tokensTotal` or `costUsd` | `agentType`→agent, `attemptNumber`→attempt, `tokensTotal`→tokens, `tokensPrompt`/`tokensCompletion`→input/outputTokens, `costUsd`→cost, `status` ("success" / "failed" / "cancelled")→success, `startTime`→timestamp, `routingTier`→tier |
+//! | launcher | `duration` or `startTime` without `agentType` | `duration`→durationMs, `startTime`→timestamp (its own `timestamp` is the completion time, used only when `startTime` is absent: start = completion − duration), `exitCode` may be null, `status` may also be "timed-out", `attemptNumber`→attempt (absent = 1), `cost` absent = 0 |
+//!
+//! Where a dialect has no field for a native one: `exitCode` absent or null becomes 0 for a
+//! success and -1 otherwise; `outputParsed` absent becomes false; `tokens` absent in the
+//! launcher form becomes 0.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::error::ValidationError;
+use crate::record::{InvocationMetric, Timestamp};
+
+/// Longest line a reader accepts, in bytes. Longer lines are skipped as malformed without
+/// being held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Why one line of a metrics file is not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// The line is not a JSON object.
+    #[error("not a JSON object: {0}")]
+    Json(String),
+    /// The line is JSON but a field is missing or wrong.
+    #[error(transparent)]
+    Field(#[from] ValidationError),
+    /// The line is longer than [`MAX_LINE_BYTES`].
+    #[error("line is {len} bytes, longer than the {MAX_LINE_BYTES}-byte limit")]
+    TooLong {
+        /// The line's length in bytes (at least; reading stops counting at the newline).
+        len: u64,
+    },
+}
+
+/// Which form a line was written in. See the [module docs](self) for the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// This project's own form: the seed's field names.
+    Native,
+    /// The older framework form (`agentType`, `tokensTotal`, `costUsd`, `status`, …).
+    Framework,
+    /// The launcher form (`duration`, `startTime`, nullable `exitCode`).
+    Launcher,
+}
+
+/// Every field any dialect may carry; strings are borrowed from the line where possible.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawLine<'a> {
+    #[serde(borrow)]
+    invocation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent_type: Option<Cow<'a, str>>,
+    phase: Option<u32>,
+    #[serde(borrow)]
+    task_id: Option<Cow<'a, str>>,
+    duration_ms: Option<u64>,
+    duration: Option<u64>,
+    tokens: Option<u64>,
+    tokens_total: Option<u64>,
+    input_tokens: Option<u64>,
+    tokens_prompt: Option<u64>,
+    output_tokens: Option<u64>,
+    tokens_completion: Option<u64>,
+    cached_tokens: Option<u64>,
+    cost: Option<f64>,
+    cost_usd: Option<f64>,
+    exit_code: Option<i32>,
+    success: Option<bool>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    attempt: Option<u32>,
+    attempt_number: Option<u32>,
+    output_parsed: Option<bool>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    routing_tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    start_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error_class: Option<Cow<'a, str>>,
+}
+
+impl RawLine<'_> {
+    fn dialect(&self) -> Dialect {
+        if self.agent_type.is_some() || self.tokens_total.is_some() || self.cost_usd.is_some() {
+            Dialect::Framework
+        } else if (self.duration.is_some() && self.duration_ms.is_none())
+            || self.start_time.is_some()
+        {
+            Dialect::Launcher
+        } else {
+            Dialect::Native
+        }
+    }
+}
+
+/// Parses one line (without its newline; a trailing `\r` is tolerated) in any dialect,
+/// normalises it and validates it.
+///
+/// ```
+/// use invocation_metrics::parse_line;
+///
+/// let line = br#"{"invocationId":"i1","agentType":"coder","phase":2,"durationMs":10,
+///   "tokensTotal":5,"costUsd":0.5,"status":"failed","attemptNumber":2,
+///   "startTime":"2026-11-25T10:00:00Z"}"#;
+/// let metric = parse_line(line)?;
+/// assert_eq!((metric.agent.as_str(), metric.attempt, metric.success), ("coder", 2, false));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_line(line: &[u8]) -> Result<InvocationMetric, LineError> {
+    parse_line_with_dialect(line).map(|(metric, _)| metric)
+}
+
+/// Like [`parse_line`], also saying which dialect the line was written in.
+pub fn parse_line_with_dialect(line: &[u8]) -> Result<(InvocationMetric, Dialect), LineError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_LINE_BYTES {
+        return Err(LineError::TooLong {
+            len: line.len() as u64,
+        });
+    }
+    let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, e))?;
+    let dialect = raw.dialect();
+    let metric = normalize(raw, dialect)?;
+    metric.validate()?;
+    Ok((metric, dialect))
+}
+
+fn required<T>(value: Option<T>, field: &'static str) -> Result<T, ValidationError> {
+    value.ok_or_else(|| ValidationError::new(field, "is missing"))
+}
+
+fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, ValidationError> {
+    let own = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+    let native = dialect == Dialect::Native;
+
+    let success = match (raw.success, raw.status.as_deref()) {
+        (Some(success), _) => success,
+        (None, Some(status)) if !native => match status {
+            "success" | "succeeded" | "completed" => true,
+            "failed" | "cancelled" | "timed-out" | "error" => false,
+            other => {
+                return Err(ValidationError::new(
+                    "status",
+                    format!(
+                        "unknown status {other:?} (expected success, failed, cancelled or timed-out)"
+                    ),
+                ));
+            }
+        },
+        (None, _) => return Err(ValidationError::new("success", "is missing")),
+    };
+
+    let duration_ms = match (raw.duration_ms, raw.duration) {
+        (Some(d), _) => d,
+        (None, Some(d)) if !native => d,
+        _ => return Err(ValidationError::new("durationMs", "is missing")),
+    };
+
+    let timestamp = match dialect {
+        Dialect::Native => required(raw.timestamp, "timestamp")?.parse::<Timestamp>()?,
+        Dialect::Framework => match (raw.start_time, raw.timestamp) {
+            (Some(start), _) => parse_time(&start, "startTime")?,
+            (None, Some(t)) => t.parse()?,
+            (None, None) => return Err(ValidationError::new("startTime", "is missing")),
+        },
+        Dialect::Launcher => match (raw.start_time, raw.timestamp) {
+            (Some(start), _) => parse_time(&start, "startTime")?,
+            (None, Some(end)) => {
+                let end = parse_time(&end, "timestamp")?;
+                let start = end.unix_ms() - i64::try_from(duration_ms).unwrap_or(i64::MAX);
+                Timestamp::from_unix_ms(start).ok_or_else(|| {
+                    ValidationError::new("duration", "puts the start before year -9999")
+                })?
+            }
+            (None, None) => return Err(ValidationError::new("startTime", "is missing")),
+        },
+    };
+
+    let tokens = match (raw.tokens, raw.tokens_total) {
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) if dialect == Dialect::Launcher => 0,
+        (None, None) => return Err(ValidationError::new("tokens", "is missing")),
+    };
+    let cost = match (raw.cost, raw.cost_usd) {
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) if dialect == Dialect::Launcher => 0.0,
+        (None, None) => return Err(ValidationError::new("cost", "is missing")),
+    };
+    let exit_code = match raw.exit_code {
+        Some(code) => code,
+        None if !native => {
+            if success {
+                0
+            } else {
+                -1
+            }
+        }
+        None => return Err(ValidationError::new("exitCode", "is missing")),
+    };
+    let attempt = match (raw.attempt, raw.attempt_number) {
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) if !native => 1,
+        (None, None) => return Err(ValidationError::new("attempt", "is missing")),
+    };
+    let output_parsed = match raw.output_parsed {
+        Some(p) => p,
+        None if !native => false,
+        None => return Err(ValidationError::new("outputParsed", "is missing")),
+    };
+
+    Ok(InvocationMetric {
+        invocation_id: required(own(raw.invocation_id), "invocationId")?,
+        agent: required(own(raw.agent.or(raw.agent_type)), "agent")?,
+        phase: required(raw.phase, "phase")?,
+        task_id: own(raw.task_id),
+        duration_ms,
+        tokens,
+        input_tokens: raw.input_tokens.or(raw.tokens_prompt),
+        output_tokens: raw.output_tokens.or(raw.tokens_completion),
+        cached_tokens: raw.cached_tokens,
+        cost,
+        exit_code,
+        success,
+        attempt,
+        output_parsed,
+        model: own(raw.model),
+        tier: own(raw.tier.or(raw.routing_tier)),
+        timestamp,
+        error_class: own(raw.error_class),
+    })
+}
+
+fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError> {
+    s.parse().map_err(|e: ValidationError| ValidationError {
+        field,
+        reason: e.reason,
+    })
+}
+
+/// Turns a serde error into one that names the field, re-reading the line generically.
+/// Only runs for lines that already failed, so the happy path pays nothing for it.
+fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
+    let value: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(e) => return LineError::Json(e.to_string()),
+    };
+    let Some(object) = value.as_object() else {
+        return LineError::Json(format!("found {}", json_kind(&value)));
+    };
+    const STRINGS: [&str; 12] = [
+        "invocationId",
+        "agent",
+        "agentType",
+        "taskId",
+        "status",
+        "model",
+        "tier",
+        "routingTier",
+        "timestamp",
+        "startTime",
+        "errorClass",
+        "_",
+    ];
+    const UNSIGNED: [&str; 14] = [
+        "phase",
+        "durationMs",
+        "duration",
+        "tokens",
+        "tokensTotal",
+        "inputTokens",
+        "tokensPrompt",
+        "outputTokens",
+        "tokensCompletion",
+        "cachedTokens",
+        "attempt",
+        "attemptNumber",
+        "_",
+        "_",
+    ];
+    for (name, v) in object {
+        let expected = if v.is_null() {
+            None
+        } else if let Some(field) = STRINGS.iter().find(|f| *f == name) {
+            (!v.is_string()).then_some((*field, "a string"))
+        } else if let Some(field) = UNSIGNED.iter().find(|f| *f == name) {
+            let limit = if matches!(*field, "phase" | "attempt" | "attemptNumber") {
+                u64::from(u32::MAX)
+            } else {
+                u64::MAX
+            };
+            (!v.as_u64().is_some_and(|n| n <= limit))
+                .then_some((*field, "a non-negative integer in range"))
+        } else {
+            match name.as_str() {
+                "cost" => (!v.is_number()).then_some(("cost", "a number")),
+                "costUsd" => (!v.is_number()).then_some(("costUsd", "a number")),
+                "exitCode" => (!v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()))
+                    .then_some(("exitCode", "a 32-bit integer")),
+                "success" => (!v.is_boolean()).then_some(("success", "true or false")),
+                "outputParsed" => (!v.is_boolean()).then_some(("outputParsed", "true or false")),
+                _ => None,
+            }
+        };
+        if let Some((field, wanted)) = expected {
+            return LineError::Field(ValidationError::new(
+                field,
+                format!("expected {wanted}, found {}", json_kind(v)),
+            ));
+        }
+    }
+    LineError::Json(err.to_string())
+}
+
+fn json_kind(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) if s.len() > 40 => "a long string".into(),
+        serde_json::Value::String(s) => format!("{s:?}"),
+        serde_json::Value::Array(_) => "an array".into(),
+        serde_json::Value::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NATIVE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
+
+    #[test]
+    fn native_lines_parse_and_crlf_is_tolerated() {
+        let (m, d) = parse_line_with_dialect(format!("{NATIVE}\r").as_bytes()).unwrap();
+        assert_eq!(d, Dialect::Native);
+        assert_eq!(m.to_json_line(), NATIVE);
+    }
+
+    #[test]
+    fn framework_lines_are_normalised() {
+        let line = r#"{"invocationId":"f1","agentType":"coder","phase":2,"taskId":"t","durationMs":40,"tokensTotal":30,"tokensPrompt":20,"tokensCompletion":10,"costUsd":0.25,"status":"cancelled","attemptNumber":3,"startTime":"2026-11-25T10:00:00+01:00","routingTier":"premium","model":"m"}"#;
+        let (m, d) = parse_line_with_dialect(line.as_bytes()).unwrap();
+        assert_eq!(d, Dialect::Framework);
+        assert_eq!(m.agent, "coder");
+        assert_eq!(
+            (m.tokens, m.input_tokens, m.output_tokens),
+            (30, Some(20), Some(10))
+        );
+        assert_eq!(
+            (m.cost, m.success, m.attempt, m.exit_code),
+            (0.25, false, 3, -1)
+        );
+        assert_eq!(m.tier.as_deref(), Some("premium"));
+        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00+01:00");
+        assert!(!m.output_parsed);
+    }
+
+    #[test]
+    fn launcher_lines_take_start_from_start_time_or_completion_minus_duration() {
+        let with_start = r#"{"invocationId":"l1","agent":"x","phase":0,"duration":1500,"startTime":"2026-11-25T10:00:00Z","timestamp":"2026-11-25T10:00:01.500Z","exitCode":null,"status":"timed-out","tokens":9}"#;
+        let (m, d) = parse_line_with_dialect(with_start.as_bytes()).unwrap();
+        assert_eq!(d, Dialect::Launcher);
+        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00Z");
+        assert_eq!((m.duration_ms, m.exit_code, m.success), (1500, -1, false));
+        assert_eq!((m.attempt, m.cost), (1, 0.0));
+
+        let completion_only = r#"{"invocationId":"l2","agent":"x","phase":0,"duration":1500,"timestamp":"2026-11-25T10:00:01.500Z","exitCode":0,"status":"success"}"#;
+        let m = parse_line(completion_only.as_bytes()).unwrap();
+        assert_eq!(
+            m.timestamp.to_utc_millis_string(),
+            "2026-11-25T10:00:00.000Z"
+        );
+        assert_eq!(m.tokens, 0);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (NATIVE.replace("\"phase\":1", "\"phase\":-1"), "phase"),
+            (NATIVE.replace("\"phase\":1,", ""), "phase"),
+            (NATIVE.replace("\"cost\":0.1", "\"cost\":\"lots\""), "cost"),
+            (NATIVE.replace("\"cost\":0.1", "\"cost\":-1"), "cost"),
+            (NATIVE.replace("\"attempt\":1", "\"attempt\":0"), "attempt"),
+            (NATIVE.replace("\"agent\":\"a\"", "\"agent\":\"\""), "agent"),
+            (NATIVE.replace("\"agent\":\"a\"", "\"agent\":7"), "agent"),
+            (NATIVE.replace("10:00:00Z", "10:00:00"), "timestamp"),
+            (
+                NATIVE.replace("\"success\":true", "\"success\":1"),
+                "success",
+            ),
+            (
+                NATIVE.replace("\"exitCode\":0", "\"exitCode\":99999999999"),
+                "exitCode",
+            ),
+        ];
+        for (line, field) in cases {
+            match parse_line(line.as_bytes()) {
+                Err(LineError::Field(e)) => assert_eq!(e.field, field, "{line}"),
+                other => panic!("{line}: expected an error naming {field}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_objects_and_garbage_are_json_errors() {
+        for line in [
+            &b"[1,2]"[..],
+            b"42",
+            b"{\"invocationId\":",
+            b"\0\0\0",
+            b"\xff\xfe",
+            b"",
+        ] {
+            assert!(
+                matches!(parse_line(line), Err(LineError::Json(_))),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_refused_without_parsing() {
+        let line = vec![b' '; MAX_LINE_BYTES + 1];
+        assert!(matches!(parse_line(&line), Err(LineError::TooLong { .. })));
+    }
+}

@@ -1,0 +1,388 @@
+//! The record: one [`InvocationMetric`] per agent invocation, and its validation rules.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::ValidationError;
+
+/// One agent invocation, as written to a line of `invocations.jsonl`.
+///
+/// Field names on disk are camelCase, exactly those of the TypeScript framework family, so
+/// files are interchangeable. Optional fields are omitted when absent; unknown fields are
+/// ignored when reading.
+///
+/// | JSON | meaning |
+/// |---|---|
+/// | `invocationId` | unique id of the invocation |
+/// | `agent` | agent name |
+/// | `phase` | phase (stage) number |
+/// | `taskId` | task or session within the phase (optional) |
+/// | `durationMs` | wall-clock duration in milliseconds |
+/// | `tokens` | total tokens |
+/// | `inputTokens`, `outputTokens`, `cachedTokens` | when known (optional) |
+/// | `cost` | estimated cost in USD |
+/// | `exitCode` | process exit code |
+/// | `success` | whether the invocation succeeded |
+/// | `attempt` | which attempt this was; 1 is the first try |
+/// | `outputParsed` | whether the output matched its schema |
+/// | `model`, `tier` | model used; model-routing tier (optional) |
+/// | `timestamp` | RFC 3339 time, with offset, at which the invocation **started** |
+/// | `errorClass` | infrastructure error class, when it failed with one (optional) |
+///
+/// # Example
+///
+/// ```
+/// use invocation_metrics::InvocationMetric;
+///
+/// let metric = InvocationMetric::new("inv-1", "planner", 1, "2026-11-25T10:00:00Z".parse()?);
+/// assert_eq!(metric.attempt, 1);
+/// metric.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationMetric {
+    /// Unique invocation id.
+    pub invocation_id: String,
+    /// Agent name.
+    pub agent: String,
+    /// Phase (stage) number.
+    pub phase: u32,
+    /// Task or session id within the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+    /// Total tokens consumed.
+    pub tokens: u64,
+    /// Input tokens, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Input tokens served from the prompt cache, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// Estimated cost in USD.
+    pub cost: f64,
+    /// Process exit code.
+    pub exit_code: i32,
+    /// Whether the invocation succeeded.
+    pub success: bool,
+    /// Which attempt this was: 1 is the first try, 2 the first retry.
+    pub attempt: u32,
+    /// Whether the output was parsed against its schema.
+    pub output_parsed: bool,
+    /// Model used for this invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Model-routing tier, when routing is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// When the invocation started.
+    pub timestamp: Timestamp,
+    /// Infrastructure error class, set when the invocation failed with an infrastructure error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+}
+
+impl InvocationMetric {
+    /// A successful first attempt with zero duration, tokens and cost; set the other fields
+    /// directly.
+    pub fn new(
+        invocation_id: impl Into<String>,
+        agent: impl Into<String>,
+        phase: u32,
+        timestamp: Timestamp,
+    ) -> Self {
+        Self {
+            invocation_id: invocation_id.into(),
+            agent: agent.into(),
+            phase,
+            task_id: None,
+            duration_ms: 0,
+            tokens: 0,
+            input_tokens: None,
+            output_tokens: None,
+            cached_tokens: None,
+            cost: 0.0,
+            exit_code: 0,
+            success: true,
+            attempt: 1,
+            output_parsed: true,
+            model: None,
+            tier: None,
+            timestamp,
+            error_class: None,
+        }
+    }
+
+    /// Checks the rules every stored record obeys: non-empty `invocationId` and `agent`,
+    /// `attempt >= 1`, and `cost` finite and not negative. (The timestamp is checked when it
+    /// is built: a [`Timestamp`] always carries an offset.)
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.invocation_id.is_empty() {
+            return Err(ValidationError::new("invocationId", "must not be empty"));
+        }
+        if self.agent.is_empty() {
+            return Err(ValidationError::new("agent", "must not be empty"));
+        }
+        if self.attempt == 0 {
+            return Err(ValidationError::new(
+                "attempt",
+                "must be 1 or more (1 is the first try)",
+            ));
+        }
+        if !self.cost.is_finite() || self.cost < 0.0 {
+            return Err(ValidationError::new(
+                "cost",
+                format!("must be a finite number >= 0, got {}", self.cost),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Start of the invocation in whole milliseconds since the Unix epoch (rounded down).
+    pub fn start_ms(&self) -> i64 {
+        self.timestamp.unix_ms()
+    }
+
+    /// End of the half-open interval `[start, start + durationMs)` the invocation occupies.
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms()
+            .saturating_add(i64::try_from(self.duration_ms).unwrap_or(i64::MAX))
+    }
+
+    /// The line this record occupies in a metrics file, without the newline.
+    pub fn to_json_line(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// An RFC 3339 timestamp with an explicit UTC offset (`Z` or `±hh:mm`).
+///
+/// Serialized as RFC 3339; parsing refuses a timestamp without an offset.
+///
+/// ```
+/// use invocation_metrics::Timestamp;
+///
+/// let t: Timestamp = "2026-11-25T10:00:00.250+01:00".parse()?;
+/// assert_eq!(t.unix_ms(), 1_795_597_200_250);
+/// assert!("2026-11-25T10:00:00".parse::<Timestamp>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// The current time, in UTC.
+    pub fn now() -> Self {
+        Self(OffsetDateTime::now_utc())
+    }
+
+    /// A UTC timestamp at `ms` milliseconds since the Unix epoch; `None` when out of range.
+    pub fn from_unix_ms(ms: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .map(Self)
+    }
+
+    /// Whole milliseconds since the Unix epoch, rounded down.
+    pub fn unix_ms(&self) -> i64 {
+        let ms = self.0.unix_timestamp_nanos().div_euclid(1_000_000);
+        // The time crate's range (±9999 years) fits comfortably in i64 milliseconds.
+        i64::try_from(ms).unwrap_or(i64::MAX)
+    }
+
+    /// The underlying `time` value.
+    pub fn as_offset_date_time(&self) -> OffsetDateTime {
+        self.0
+    }
+
+    /// RFC 3339 in UTC with exactly three fractional digits and `Z`, as used for bucket starts.
+    pub fn to_utc_millis_string(&self) -> String {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    fn from(value: OffsetDateTime) -> Self {
+        Self(value)
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(Self)
+            .map_err(|e| {
+                ValidationError::new(
+                    "timestamp",
+                    format!("{s:?} is not RFC 3339 with an offset: {e}"),
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self
+            .0
+            .format(&time::format_description::well_known::Rfc3339)
+        {
+            Ok(s) => f.write_str(&s),
+            Err(_) => Err(std::fmt::Error),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> InvocationMetric {
+        InvocationMetric {
+            invocation_id: "inv-7".into(),
+            agent: "reviewer".into(),
+            phase: 3,
+            task_id: Some("task-12".into()),
+            duration_ms: 1500,
+            tokens: 900,
+            input_tokens: Some(700),
+            output_tokens: Some(200),
+            cached_tokens: Some(300),
+            cost: 0.0125,
+            exit_code: 2,
+            success: false,
+            attempt: 2,
+            output_parsed: false,
+            model: Some("model-large".into()),
+            tier: Some("premium".into()),
+            timestamp: "2026-11-25T10:00:00.123+02:00".parse().unwrap(),
+            error_class: Some("rate-limit".into()),
+        }
+    }
+
+    #[test]
+    fn every_field_round_trips_with_the_seed_json_names() {
+        let m = sample();
+        let line = m.to_json_line();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let mut keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "agent",
+                "attempt",
+                "cachedTokens",
+                "cost",
+                "durationMs",
+                "errorClass",
+                "exitCode",
+                "inputTokens",
+                "invocationId",
+                "model",
+                "outputParsed",
+                "outputTokens",
+                "phase",
+                "success",
+                "taskId",
+                "tier",
+                "timestamp",
+                "tokens"
+            ]
+        );
+        assert_eq!(value["timestamp"], "2026-11-25T10:00:00.123+02:00");
+        let back: InvocationMetric = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn absent_optional_fields_are_omitted_and_unknown_fields_ignored() {
+        let m = InvocationMetric::new("a", "b", 1, "2026-01-01T00:00:00Z".parse().unwrap());
+        let line = m.to_json_line();
+        assert!(!line.contains("taskId") && !line.contains("model"));
+        let with_extra = line.replacen('{', "{\"somethingNew\":[1,2],", 1);
+        let back: InvocationMetric = serde_json::from_str(&with_extra).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases: [(fn(&mut InvocationMetric), &str); 6] = [
+            (|m| m.invocation_id.clear(), "invocationId"),
+            (|m| m.agent.clear(), "agent"),
+            (|m| m.attempt = 0, "attempt"),
+            (|m| m.cost = -0.5, "cost"),
+            (|m| m.cost = f64::NAN, "cost"),
+            (|m| m.cost = f64::INFINITY, "cost"),
+        ];
+        for (break_it, field) in cases {
+            let mut m = sample();
+            break_it(&mut m);
+            let err = m.validate().unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        sample().validate().unwrap();
+    }
+
+    #[test]
+    fn timestamps_without_offset_are_refused() {
+        for bad in [
+            "2026-11-25T10:00:00",
+            "2026-11-25",
+            "yesterday",
+            "",
+            "2026-13-01T00:00:00Z",
+        ] {
+            let err = bad.parse::<Timestamp>().unwrap_err();
+            assert_eq!(err.field, "timestamp", "{bad}");
+        }
+        let line = sample()
+            .to_json_line()
+            .replace("2026-11-25T10:00:00.123+02:00", "2026-11-25T10:00:00");
+        let err = serde_json::from_str::<InvocationMetric>(&line).unwrap_err();
+        assert!(err.to_string().contains("timestamp"), "{err}");
+    }
+
+    #[test]
+    fn unix_ms_rounds_down_before_the_epoch() {
+        let t: Timestamp = "1969-12-31T23:59:59.9995Z".parse().unwrap();
+        assert_eq!(t.unix_ms(), -1);
+        assert_eq!(
+            Timestamp::from_unix_ms(1500)
+                .unwrap()
+                .to_utc_millis_string(),
+            "1970-01-01T00:00:01.500Z"
+        );
+    }
+}
