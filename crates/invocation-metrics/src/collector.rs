@@ -319,10 +319,10 @@ impl InvocationMetricsCollector {
 impl Drop for InvocationMetricsCollector {
     /// Writes what is queued, waiting at most five seconds.
     fn drop(&mut self) {
-        if self.writer.is_some() {
-            if let Err(e) = self.stop_writer(Some(Instant::now() + DROP_FLUSH_TIMEOUT)) {
-                tracing::error!("metrics collector dropped with records unwritten: {e}");
-            }
+        if self.writer.is_some()
+            && let Err(e) = self.stop_writer(Some(Instant::now() + DROP_FLUSH_TIMEOUT))
+        {
+            tracing::error!("metrics collector dropped with records unwritten: {e}");
         }
     }
 }

@@ -1,15 +1,7 @@
 //! Reading one line of a metrics file, in any of the three dialects the framework family
 //! writes, into an [`InvocationMetric`].
 //!
-//! | dialect | recognised by | mapping |
-//! |---|---|---|
-//! | native | the seed's names | as is |
-//! | framework (older) | `agentType`, `tokensTotal` or `costUsd` | `agentType`→agent, `attemptNumber`→attempt, `tokensTotal`→tokens, `tokensPrompt`/`tokensCompletion`→input/outputTokens, `costUsd`→cost, `status` ("success" / "failed" / "cancelled")→success, `startTime`→timestamp, `routingTier`→tier |
-//! | launcher | `duration` or `startTime` without `agentType` | `duration`→durationMs, `startTime`→timestamp (its own `timestamp` is the completion time, used only when `startTime` is absent: start = completion − duration), `exitCode` may be null, `status` may also be "timed-out", `attemptNumber`→attempt (absent = 1), `cost` absent = 0 |
-//!
-//! Where a dialect has no field for a native one: `exitCode` absent or null becomes 0 for a
-//! success and -1 otherwise; `outputParsed` absent becomes false; `tokens` absent in the
-//! launcher form becomes 0.
+//! See [`Dialect`] for the mapping.
 
 use std::borrow::Cow;
 
@@ -40,7 +32,17 @@ pub enum LineError {
     },
 }
 
-/// Which form a line was written in. See the [module docs](self) for the mapping.
+/// Which form a line was written in, and how each maps to [`InvocationMetric`].
+///
+/// | dialect | recognised by | mapping |
+/// |---|---|---|
+/// | native | the seed's names | as is |
+/// | framework (older) | `agentType`, `tokensTotal` or `costUsd` | `agentType`→agent, `attemptNumber`→attempt, `tokensTotal`→tokens, `tokensPrompt`/`tokensCompletion`→input/outputTokens, `costUsd`→cost, `status` ("success" / "failed" / "cancelled")→success, `startTime`→timestamp, `routingTier`→tier |
+/// | launcher | `duration` or `startTime` without `agentType` | `duration`→durationMs, `startTime`→timestamp (its own `timestamp` is the completion time, used only when `startTime` is absent: start = completion − duration), `exitCode` may be null, `status` may also be "timed-out", `attemptNumber`→attempt (absent = 1), `cost` absent = 0 |
+///
+/// Where a dialect has no field for a native one: `exitCode` absent or null becomes 0 for a
+/// success and -1 otherwise; `outputParsed` absent becomes false; `tokens` absent in the
+/// launcher form becomes 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// This project's own form: the seed's field names.
@@ -305,13 +307,16 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
             } else {
                 u64::MAX
             };
-            (!v.as_u64().is_some_and(|n| n <= limit))
+            v.as_u64()
+                .is_none_or(|n| n > limit)
                 .then_some((*field, "a non-negative integer in range"))
         } else {
             match name.as_str() {
                 "cost" => (!v.is_number()).then_some(("cost", "a number")),
                 "costUsd" => (!v.is_number()).then_some(("costUsd", "a number")),
-                "exitCode" => (!v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()))
+                "exitCode" => v
+                    .as_i64()
+                    .is_none_or(|n| i32::try_from(n).is_err())
                     .then_some(("exitCode", "a 32-bit integer")),
                 "success" => (!v.is_boolean()).then_some(("success", "true or false")),
                 "outputParsed" => (!v.is_boolean()).then_some(("outputParsed", "true or false")),

@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let cases: [(fn(&mut InvocationMetric), &str); 6] = [
+        type Breaker = fn(&mut InvocationMetric);
+        let cases: [(Breaker, &str); 6] = [
             (|m| m.invocation_id.clear(), "invocationId"),
             (|m| m.agent.clear(), "agent"),
             (|m| m.attempt = 0, "attempt"),

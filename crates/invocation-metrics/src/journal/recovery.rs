@@ -11,7 +11,7 @@ use crate::atomic_file::sync_parent_dir;
 use crate::error::{Error, Result};
 use crate::parse::{MAX_LINE_BYTES, parse_line};
 
-/// What [`repair_tail`] found at the end of the file.
+/// What opening a collector found, and did, at the end of its metrics file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TailRepair {

@@ -130,14 +130,14 @@ impl Journal {
             if done {
                 return Ok(());
             }
-            if state.error_epoch != epoch {
-                if let Some(source) = state.error.clone() {
-                    return Err(Error::Write {
-                        path: self.path.clone(),
-                        pending: state.recorded - state.written,
-                        source,
-                    });
-                }
+            if state.error_epoch != epoch
+                && let Some(source) = state.error.clone()
+            {
+                return Err(Error::Write {
+                    path: self.path.clone(),
+                    pending: state.recorded - state.written,
+                    source,
+                });
             }
             if !state.writer_alive {
                 return Err(Error::WriterStopped {

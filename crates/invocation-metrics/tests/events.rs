@@ -1,0 +1,89 @@
+//! The event bus: one event per record in record order; lagging subscribers are told what
+//! they missed; async subscribers work.
+
+mod common;
+
+use invocation_metrics::{FleetEvent, FleetEventBus, InvocationMetricsCollector, RecvError};
+
+#[test]
+fn events_arrive_in_record_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let mut events = collector.subscribe();
+    for i in 0..100 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    for i in 0..100 {
+        match events.recv_blocking().unwrap() {
+            FleetEvent::MetricRecorded(m) => assert_eq!(m.invocation_id, format!("r{i}")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(events.try_recv().unwrap_err(), RecvError::Empty);
+}
+
+#[test]
+fn a_lagging_subscriber_loses_the_oldest_and_is_told_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = FleetEventBus::with_capacity(8);
+    let collector = InvocationMetricsCollector::builder(dir.path())
+        .event_bus(bus.clone())
+        .open()
+        .unwrap();
+    let mut slow = bus.subscribe();
+    for i in 0..20 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    assert_eq!(slow.recv_blocking().unwrap_err(), RecvError::Missed(12));
+    match slow.recv_blocking().unwrap() {
+        FleetEvent::MetricRecorded(m) => assert_eq!(m.invocation_id, "r12"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        collector.get_count(),
+        20,
+        "recording never waited for the subscriber"
+    );
+}
+
+#[test]
+fn async_subscribers_receive_without_blocking_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let mut events = collector.subscribe();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let received = runtime.block_on(async {
+        collector.record(common::metric("async", 1)).unwrap();
+        events.recv().await
+    });
+    assert!(matches!(received, Ok(FleetEvent::MetricRecorded(m)) if m.invocation_id == "async"));
+}
+
+#[test]
+fn closed_bus_ends_subscriptions() {
+    let bus = FleetEventBus::new();
+    let mut events = bus.subscribe();
+    drop(bus);
+    assert_eq!(events.recv_blocking().unwrap_err(), RecvError::Closed);
+}
+
+#[test]
+fn invalid_metrics_are_refused_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let mut events = collector.subscribe();
+    let mut bad = common::metric("bad", 1);
+    bad.attempt = 0;
+    let err = collector.record(bad).unwrap_err();
+    assert!(err.to_string().contains("attempt"), "{err}");
+    assert_eq!(collector.get_count(), 0);
+    assert_eq!(events.try_recv().unwrap_err(), RecvError::Empty);
+    collector.flush().unwrap();
+    assert_eq!(std::fs::metadata(collector.path()).unwrap().len(), 0);
+}

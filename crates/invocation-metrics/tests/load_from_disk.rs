@@ -1,0 +1,153 @@
+//! Loading a metrics file: malformed lines, the skip count, duplicates, a missing file.
+
+mod common;
+
+use std::fs;
+
+use invocation_metrics::{InvocationMetricsCollector, METRICS_FILE_NAME};
+
+fn line(id: &str, i: u64) -> String {
+    common::metric(id, i).to_json_line() + "\n"
+}
+
+#[test]
+fn malformed_middle_lines_are_skipped_and_counted_by_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = [
+        line("a", 0),
+        "{not json}\n".into(),
+        line("b", 1),
+        "\n".into(),
+        line("c", 2).replace("\"attempt\":1", "\"attempt\":0"),
+        line("d", 3).replace('\n', "\r\n"),
+    ]
+    .concat();
+    fs::write(dir.path().join(METRICS_FILE_NAME), content).unwrap();
+
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!(
+        (report.loaded, report.malformed, report.torn_tail),
+        (3, 2, false)
+    );
+    let lines: Vec<u64> = report.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [2, 5]);
+    assert!(report.problems[1].to_string().contains("attempt"));
+    let ids: Vec<_> = collector
+        .get_all()
+        .into_iter()
+        .map(|m| m.invocation_id)
+        .collect();
+    assert_eq!(ids, ["a", "b", "d"]);
+}
+
+#[test]
+fn skip_counts_valid_records_and_duplicates_keep_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = [
+        line("a", 0),
+        "garbage\n".into(),
+        line("b", 1),
+        line("c", 2),
+        line("b", 5),
+    ]
+    .concat();
+    fs::write(dir.path().join(METRICS_FILE_NAME), content).unwrap();
+
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    collector.record(common::metric("c", 7)).unwrap();
+    let report = collector.load_from_disk(1).unwrap();
+    assert_eq!(report.skipped, 1);
+    assert_eq!(
+        report.loaded, 1,
+        "only b; c is in memory and the second b is a duplicate"
+    );
+    assert_eq!(report.duplicates, 2);
+    let all = collector.get_all();
+    let ids: Vec<_> = all.iter().map(|m| m.invocation_id.as_str()).collect();
+    assert_eq!(ids, ["c", "b"]);
+    assert_eq!(
+        all[0].tokens,
+        common::metric("c", 7).tokens,
+        "the first c wins"
+    );
+    assert_eq!(
+        all[1].tokens,
+        common::metric("b", 1).tokens,
+        "the first b wins"
+    );
+}
+
+#[test]
+fn skip_beyond_the_end_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(METRICS_FILE_NAME), line("a", 0)).unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let report = collector.load_from_disk(10).unwrap();
+    assert_eq!((report.loaded, report.skipped), (0, 1));
+}
+
+#[test]
+fn missing_or_empty_file_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path().join("fresh")).unwrap();
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!(report.loaded, 0);
+    assert_eq!(collector.get_count(), 0);
+    assert_eq!(collector.compute_aggregate().total_invocations, 0);
+}
+
+#[test]
+fn loading_while_recording_reads_only_completed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    for i in 0..100 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    collector.flush().unwrap();
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!(
+        (report.duplicates, report.malformed, report.torn_tail),
+        (100, 0, false)
+    );
+    assert_eq!(collector.get_count(), 100);
+}
+
+#[test]
+fn resume_from_checkpoint_count() {
+    use invocation_metrics::{CheckpointState, CheckpointStore};
+    let (metrics, checkpoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = CheckpointStore::new(checkpoints.path()).unwrap();
+    let collector = InvocationMetricsCollector::open(metrics.path()).unwrap();
+    for i in 0..5 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    collector.flush().unwrap();
+    store
+        .save(&CheckpointState {
+            metrics_count: Some(collector.get_count() as u64),
+            ..Default::default()
+        })
+        .unwrap();
+    for i in 5..8 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    collector.close().unwrap();
+
+    let collector = InvocationMetricsCollector::open(metrics.path()).unwrap();
+    let count = store.load().unwrap().unwrap().metrics_count.unwrap();
+    let report = collector.load_from_disk(count as usize).unwrap();
+    assert_eq!((report.skipped, report.loaded), (5, 3));
+    let ids: Vec<_> = collector
+        .get_all()
+        .into_iter()
+        .map(|m| m.invocation_id)
+        .collect();
+    assert_eq!(ids, ["r5", "r6", "r7"]);
+}

@@ -1,0 +1,56 @@
+//! One writer per directory: a second open fails at once and does not disturb the first.
+
+mod common;
+
+use invocation_metrics::{Error, InvocationMetricsCollector};
+
+#[test]
+fn second_open_in_the_same_process_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = InvocationMetricsCollector::open(dir.path()).unwrap();
+    first.record(common::metric("a", 0)).unwrap();
+
+    let err = InvocationMetricsCollector::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("locked by another collector"),
+        "{err}"
+    );
+
+    first.record(common::metric("b", 1)).unwrap();
+    first.close().unwrap();
+    assert_eq!(
+        common::lines(&dir.path().join("invocations.jsonl")).len(),
+        2
+    );
+
+    let second = InvocationMetricsCollector::open(dir.path()).unwrap();
+    assert_eq!(second.load_from_disk(0).unwrap().loaded, 2);
+}
+
+#[test]
+fn dropping_a_collector_flushes_and_releases_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+        collector.record(common::metric("a", 0)).unwrap();
+    }
+    let reopened = InvocationMetricsCollector::open(dir.path()).unwrap();
+    assert_eq!(reopened.load_from_disk(0).unwrap().loaded, 1);
+}
+
+#[test]
+fn read_only_directory_gives_a_clear_error_at_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("ro");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores permission bits; the check only means something for other users.
+    if std::fs::write(locked.join("probe"), b"").is_ok() {
+        return;
+    }
+    let err = InvocationMetricsCollector::open(&locked).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("Permission denied"), "{err}");
+}

@@ -1,0 +1,83 @@
+//! A write fault that clears: the file-size limit (RLIMIT_FSIZE) makes writes fail with
+//! EFBIG part-way through a batch, like a disk filling up; raising it again is the disk
+//! getting space back. The partial line must be cut back and every record must then reach
+//! the file exactly once, in order.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use invocation_metrics::{Error, FleetEvent, InvocationMetricsCollector, parse_line};
+
+fn set_file_size_limit(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain system calls on this process's own limits and signal disposition.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+#[test]
+fn records_survive_a_full_disk_and_land_in_order_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let mut events = collector.subscribe();
+    for i in 0..20 {
+        collector
+            .record(common::metric(format!("before-{i}"), i))
+            .unwrap();
+    }
+    collector.flush().unwrap();
+    let healthy_len = std::fs::metadata(collector.path()).unwrap().len();
+
+    // The "disk" has room for a few hundred more bytes: less than one batch.
+    set_file_size_limit(healthy_len + 300);
+    for i in 0..50 {
+        collector
+            .record(common::metric(format!("during-{i}"), i))
+            .unwrap();
+    }
+    let err = collector.flush().unwrap_err();
+    assert!(matches!(err, Error::Write { .. }), "{err}");
+    // Whatever fitted was written as whole lines; the partial line was cut back.
+    let during_fault = std::fs::read(collector.path()).unwrap();
+    assert!(during_fault.len() as u64 <= healthy_len + 300);
+    assert!(
+        during_fault.ends_with(b"\n"),
+        "the file ends on a line boundary"
+    );
+    for line in during_fault
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        parse_line(line).unwrap();
+    }
+    assert_eq!(collector.get_count(), 70);
+
+    set_file_size_limit(libc::RLIM_INFINITY);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = collector.flush() {
+        assert!(Instant::now() < deadline, "writer never recovered: {e}");
+    }
+    let mut recovered = false;
+    while let Ok(event) = events.try_recv() {
+        recovered |= matches!(event, FleetEvent::WriteRecovered { .. });
+    }
+    assert!(recovered, "a WriteRecovered event was published");
+
+    let ids: Vec<String> = common::lines(collector.path())
+        .iter()
+        .map(|l| parse_line(l.as_bytes()).unwrap().invocation_id)
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .map(|i| format!("before-{i}"))
+        .chain((0..50).map(|i| format!("during-{i}")))
+        .collect();
+    assert_eq!(ids, expected);
+    collector.close().unwrap();
+}
