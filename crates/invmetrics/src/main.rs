@@ -1,1 +1,75 @@
-fn main() {}
+//! `invmetrics`: the command-line face of the invocation-metrics library.
+
+mod args;
+mod demo;
+mod format;
+mod ingest;
+mod input;
+mod report;
+mod summary;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INVMETRICS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .without_time()
+        .with_target(false)
+        .init();
+
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let code = match cli.command {
+        Command::Summary(args) => summary::run(&args, &mut out)?,
+        Command::Report(args) => report::run(&args, &mut out)?,
+        Command::Check(args) => summary::check(&args, &mut out)?,
+        Command::Repair(args) => summary::repair(&args, &mut out)?,
+        Command::Ingest(args) => ingest::run(&args)?,
+        Command::Demo(args) => demo::run(&args, &mut out)?,
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// A closed stdout (`| head`) is the reader saying it has seen enough.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// 2 for what the user asked wrongly (a path that does not exist), 1 for bad data or I/O.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let usage = err.chain().any(|cause| match cause.downcast_ref() {
+        Some(invocation_metrics::Error::NoMetrics { .. }) => true,
+        Some(invocation_metrics::Error::Io { source, .. }) => {
+            source.kind() == io::ErrorKind::NotFound
+        }
+        _ => false,
+    });
+    if usage { 2 } else { 1 }
+}

@@ -75,6 +75,15 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A path given as metrics input holds no metrics file.
+    #[error("{} holds no metrics: {hint}", path.display())]
+    NoMetrics {
+        /// The path given.
+        path: PathBuf,
+        /// What was looked for.
+        hint: &'static str,
+    },
+
     /// The checkpoint file exists but is not valid checkpoint JSON.
     #[error(
         "checkpoint {} is corrupt: {source}; fix or delete it to start without a checkpoint",

@@ -90,6 +90,9 @@ mod error;
 mod journal;
 mod parse;
 mod record;
+mod repair;
+mod retry;
+mod source;
 
 pub use aggregate::{
     AggregateOptions, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary, MetricsAccumulator,
@@ -102,6 +105,11 @@ pub use collector::{
     CollectorBuilder, InvocationMetricsCollector, LOCK_FILE_NAME, LoadReport, METRICS_FILE_NAME,
 };
 pub use error::{Error, Result, ValidationError};
-pub use journal::{Durability, LineProblem, ReadStats, TailRepair, read_records};
+pub use journal::{
+    Durability, LineProblem, RawLine, ReadStats, TailRepair, for_each_line, is_blank, read_records,
+};
 pub use parse::{Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_with_dialect};
 pub use record::{InvocationMetric, Timestamp};
+pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
+pub use retry::{Attempt, RetryChain, retry_chains};
+pub use source::{Input, InputReport, MetricsScan, RecordFilter, ScanReport, resolve_inputs};

@@ -19,7 +19,7 @@ mod reader;
 mod recovery;
 mod writer;
 
-pub use reader::{LineProblem, ReadStats, read_records};
+pub use reader::{LineProblem, RawLine, ReadStats, for_each_line, is_blank, read_records};
 pub use recovery::TailRepair;
 pub(crate) use recovery::{open_for_append, repair_tail};
 pub use writer::Durability;

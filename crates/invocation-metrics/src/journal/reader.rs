@@ -51,36 +51,58 @@ pub fn read_records<R: Read>(
     mut on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
-    let mut emit =
-        |number: u64, line: Result<&[u8], u64>, terminated: bool, stats: &mut ReadStats| {
-            stats.lines = number;
-            let parsed = match line {
-                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => return,
-                Ok(bytes) => parse_line(bytes),
-                Err(len) => Err(LineError::TooLong { len }),
-            };
-            match parsed {
-                Ok(metric) => {
-                    stats.records += 1;
-                    on_record(number, metric);
-                }
-                Err(error) => {
-                    stats.problems += 1;
-                    stats.torn_tail = !terminated;
-                    on_problem(LineProblem {
-                        line: number,
-                        error,
-                        torn_tail: !terminated,
-                    });
-                }
-            }
+    let bytes = for_each_line(reader, |line| {
+        stats.lines = line.number;
+        let parsed = match line.bytes {
+            Ok(bytes) if is_blank(bytes) => return,
+            Ok(bytes) => parse_line(bytes),
+            Err(len) => Err(LineError::TooLong { len }),
         };
+        match parsed {
+            Ok(metric) => {
+                stats.records += 1;
+                on_record(line.number, metric);
+            }
+            Err(error) => {
+                stats.problems += 1;
+                stats.torn_tail = !line.terminated;
+                on_problem(LineProblem {
+                    line: line.number,
+                    error,
+                    torn_tail: !line.terminated,
+                });
+            }
+        }
+    })?;
+    stats.bytes = bytes;
+    Ok(stats)
+}
 
+/// Whether a line holds nothing but whitespace (such lines are ignored).
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// One raw line of a file, as [`for_each_line`] hands it over.
+#[derive(Debug)]
+pub struct RawLine<'a> {
+    /// 1-based line number.
+    pub number: u64,
+    /// The line without its `\n`; `Err(len)` for a line longer than [`MAX_LINE_BYTES`],
+    /// whose bytes were not kept.
+    pub bytes: Result<&'a [u8], u64>,
+    /// Whether the line ended with `\n` (only the last line of a file can lack it).
+    pub terminated: bool,
+}
+
+/// Calls `visit` for every line of `reader` in bounded memory; returns the bytes read.
+pub fn for_each_line<R: Read>(reader: R, mut visit: impl FnMut(RawLine<'_>)) -> io::Result<u64> {
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     let mut partial: Vec<u8> = Vec::new();
     // Length of the current line so far once it has outgrown the limit (and been dropped).
     let mut overlong: Option<u64> = None;
     let mut number = 1u64;
+    let mut total = 0u64;
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,
@@ -92,15 +114,20 @@ pub fn read_records<R: Read>(
         }
         let taken = match memchr::memchr(b'\n', chunk) {
             Some(end) => {
-                if let Some(len) = overlong.take() {
-                    emit(number, Err(len + end as u64), true, &mut stats);
+                let bytes = if let Some(len) = overlong.take() {
+                    Err(len + end as u64)
                 } else if partial.is_empty() {
-                    emit(number, Ok(&chunk[..end]), true, &mut stats);
+                    Ok(&chunk[..end])
                 } else {
                     partial.extend_from_slice(&chunk[..end]);
-                    emit(number, Ok(&partial), true, &mut stats);
-                    partial.clear();
-                }
+                    Ok(&partial[..])
+                };
+                visit(RawLine {
+                    number,
+                    bytes,
+                    terminated: true,
+                });
+                partial.clear();
                 number += 1;
                 end + 1
             }
@@ -116,15 +143,23 @@ pub fn read_records<R: Read>(
                 chunk.len()
             }
         };
-        stats.bytes += taken as u64;
+        total += taken as u64;
         reader.consume(taken);
     }
     if let Some(len) = overlong {
-        emit(number, Err(len), false, &mut stats);
+        visit(RawLine {
+            number,
+            bytes: Err(len),
+            terminated: false,
+        });
     } else if !partial.is_empty() {
-        emit(number, Ok(&partial), false, &mut stats);
+        visit(RawLine {
+            number,
+            bytes: Ok(&partial),
+            terminated: false,
+        });
     }
-    Ok(stats)
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -1,0 +1,273 @@
+//! Command-line arguments, as clap parses them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use invocation_metrics::{DEFAULT_BASE_TIER, Durability, RecordFilter, Timestamp};
+
+/// Summaries, reports, checks, repair and ingest for invocation metrics files.
+#[derive(Debug, Parser)]
+#[command(name = "invmetrics", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print totals and breakdowns (by agent, phase, model, tier, error class) as tables or JSON.
+    #[command(
+        after_help = "Examples:\n  invmetrics summary demo-run\n  invmetrics summary -r runs/ --json --bucket 1h\n  cat invocations.jsonl | invmetrics summary - --agent coder"
+    )]
+    Summary(SummaryArgs),
+    /// Write a report: self-contained HTML with charts, Markdown for a PR comment, or JSON.
+    #[command(
+        after_help = "Examples:\n  invmetrics report demo-run -o report.html\n  invmetrics report demo-run --format md -o -"
+    )]
+    Report(ReportArgs),
+    /// Validate every line; print each problem with file, line number and reason.
+    ///
+    /// Exit status: 0 when every input is clean, 1 when any line is damaged.
+    #[command(after_help = "Example:\n  invmetrics check demo-run/invocations.jsonl")]
+    Check(CheckArgs),
+    /// Make a damaged metrics file clean without losing a valid record.
+    ///
+    /// The torn tail and malformed lines move to invocations.rejected.jsonl, the original is
+    /// kept as invocations.jsonl.bak-<ms>, and the clean file replaces it atomically. Refuses
+    /// while a collector holds the directory.
+    #[command(after_help = "Example:\n  invmetrics repair demo-run")]
+    Repair(RepairArgs),
+    /// Record JSON lines from stdin (any dialect) through the collector, acknowledging
+    /// durable records on stdout as {"acked": N}.
+    #[command(
+        after_help = "Example:\n  my-orchestrator | invmetrics ingest metrics/ --durability always"
+    )]
+    Ingest(IngestArgs),
+    /// Simulate a realistic multi-agent fleet, record its metrics, print the summary and write
+    /// DIR/report.html.
+    #[command(
+        after_help = "Examples:\n  invmetrics demo\n  invmetrics demo big-run --records 1000000 --no-report --seed 7"
+    )]
+    Demo(DemoArgs),
+}
+
+/// Where records come from.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Metrics files, metrics directories, or `-` for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Read every invocations.jsonl in the directory trees given (shards).
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Which records to keep and how to aggregate them.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// Width of the parallelism-over-time buckets: a number and ms, s, m, h or d.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub bucket: Duration,
+    /// The tier that does not count as an escalation.
+    #[arg(long, default_value = DEFAULT_BASE_TIER)]
+    pub base_tier: String,
+    /// Keep records that started at or after this RFC 3339 time.
+    #[arg(long, value_parser = parse_timestamp)]
+    pub since: Option<Timestamp>,
+    /// Keep records that started before this RFC 3339 time.
+    #[arg(long, value_parser = parse_timestamp)]
+    pub until: Option<Timestamp>,
+    /// Keep only this agent (repeatable).
+    #[arg(long)]
+    pub agent: Vec<String>,
+    /// Keep only this phase (repeatable).
+    #[arg(long)]
+    pub phase: Vec<u32>,
+}
+
+impl AggregateArgs {
+    /// The record filter these options describe.
+    pub fn filter(&self) -> RecordFilter {
+        RecordFilter {
+            since: self.since,
+            until: self.until,
+            agents: self.agent.clone(),
+            phases: self.phase.clone(),
+        }
+    }
+
+    /// The aggregate options these options describe.
+    pub fn options(&self) -> invocation_metrics::AggregateOptions {
+        invocation_metrics::AggregateOptions {
+            bucket_width_ms: u64::try_from(self.bucket.as_millis()).unwrap_or(u64::MAX),
+            base_tier: self.base_tier.clone(),
+        }
+    }
+}
+
+/// `summary` arguments.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Aggregation and filters.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
+    /// Print the aggregate as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML file with charts.
+    Html,
+    /// GitHub-flavoured Markdown with tables and a Mermaid gantt.
+    Md,
+    /// `{"metrics": [...], "aggregate": {...}}`.
+    Json,
+}
+
+/// `report` arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Aggregation and filters.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
+    /// Output file; `-` writes to stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+/// `check` arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+/// `repair` arguments.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The metrics file or its directory.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+/// Durability choices on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Written to the OS; survives a process crash, not power loss.
+    Buffered,
+    /// Written to the OS, synced every second.
+    Periodic,
+    /// Synced before each acknowledgement; survives power loss.
+    Always,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(value: DurabilityArg) -> Self {
+        match value {
+            DurabilityArg::Buffered => Durability::Buffered,
+            DurabilityArg::Periodic => Durability::default(),
+            DurabilityArg::Always => Durability::Always,
+        }
+    }
+}
+
+/// `ingest` arguments.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The metrics directory to record into.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// What an acknowledgement promises.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Always)]
+    pub durability: DurabilityArg,
+    /// Flush and acknowledge at least this often.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub flush_every: Duration,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to record the run.
+    #[arg(value_name = "DIR", default_value = "demo-run")]
+    pub dir: PathBuf,
+    /// How many invocations to simulate.
+    #[arg(long, default_value_t = 2000)]
+    pub records: u64,
+    /// Seed of the simulation; the same seed gives the same run.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Agent threads recording in parallel.
+    #[arg(long, default_value_t = 12)]
+    pub threads: usize,
+    /// Skip the summary and the HTML report (to generate big files quickly).
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+/// Parses `500ms`, `1s`, `30s`, `5m`, `1h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} should be a whole number and a unit, e.g. 30s"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    match n.checked_mul(ms) {
+        Some(0) => Err("must be more than zero".into()),
+        Some(total) => Ok(Duration::from_millis(total)),
+        None => Err(format!("{s:?} is too long")),
+    }
+}
+
+fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
+    s.parse::<Timestamp>().map_err(|e| e.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("1w").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

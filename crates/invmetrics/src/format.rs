@@ -1,0 +1,93 @@
+//! How numbers and strings from the data are shown to people, in every output format.
+
+use std::borrow::Cow;
+
+/// A duration in milliseconds, readable: `850 ms`, `12.3 s`, `4m 05s`, `2h 10m`.
+pub fn duration_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else if ms < 60_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms < 3_600_000.0 {
+        let s = (ms / 1000.0).round() as u64;
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        let m = (ms / 60_000.0).round() as u64;
+        format!("{}h {:02}m", m / 60, m % 60)
+    }
+}
+
+/// A cost in USD.
+pub fn usd(cost: f64) -> String {
+    if cost >= 100.0 {
+        format!("${cost:.2}")
+    } else {
+        format!("${cost:.4}")
+    }
+}
+
+/// A ratio as a percentage.
+pub fn percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
+}
+
+/// A count with thousands separators.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Makes a string from the data safe for a terminal: control characters (ANSI escape
+/// sequences included) are shown as `\u{..}` escapes, and very long names are shortened.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    const MAX_CHARS: usize = 60;
+    if !s.chars().any(char::is_control) && s.chars().count() <= MAX_CHARS {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(duration_ms(850.0), "850 ms");
+        assert_eq!(duration_ms(12_345.0), "12.3 s");
+        assert_eq!(duration_ms(245_000.0), "4m 05s");
+        assert_eq!(duration_ms(7_800_000.0), "2h 10m");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(usd(0.5), "$0.5000");
+        assert_eq!(percent(0.25), "25.0%");
+    }
+
+    #[test]
+    fn hostile_strings_cannot_drive_the_terminal() {
+        let s = terminal_safe("evil\x1b[2J\x07name");
+        assert!(!s.contains('\x1b') && !s.contains('\x07'));
+        assert!(s.contains("\\u{1b}"));
+        assert_eq!(terminal_safe(&"x".repeat(500)).chars().count(), 61);
+        assert!(matches!(terminal_safe("coder"), Cow::Borrowed(_)));
+    }
+}

@@ -1,0 +1,82 @@
+//! Reading the inputs of a reading subcommand, with a progress bar for big files.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use invocation_metrics::{InvocationMetric, MetricsScan, RecordFilter, ScanReport, resolve_inputs};
+
+use crate::args::InputArgs;
+
+/// Files larger than this get a progress bar (when stderr is a terminal).
+const PROGRESS_THRESHOLD_BYTES: u64 = 50 * 1024 * 1024;
+
+/// Reads every input, handing each unique record that passes `filter` to `on_record`.
+/// Damaged lines are counted and summarised on stderr.
+pub fn scan(
+    args: &InputArgs,
+    filter: RecordFilter,
+    quiet: bool,
+    mut on_record: impl FnMut(InvocationMetric),
+) -> Result<ScanReport> {
+    let inputs = resolve_inputs(&args.paths, args.recursive)?;
+    let mut scan = MetricsScan::new(filter);
+    for input in &inputs {
+        let (reader, size) = input.open()?;
+        let name = input.to_string();
+        let show_progress = !quiet
+            && std::io::stderr().is_terminal()
+            && size.is_some_and(|s| s > PROGRESS_THRESHOLD_BYTES);
+        let result = if show_progress {
+            let bar = ProgressBar::new(size.unwrap_or(0)).with_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(name.clone());
+            let result = scan.read(&name, bar.wrap_read(reader), &mut on_record);
+            bar.finish_and_clear();
+            result
+        } else {
+            scan.read(&name, reader, &mut on_record)
+        };
+        result.with_context(|| format!("cannot read {name}"))?;
+    }
+    let report = scan.finish();
+    report_damage(&report);
+    Ok(report)
+}
+
+/// Prints one line per damaged input on stderr.
+pub fn report_damage(report: &ScanReport) {
+    for input in &report.inputs {
+        if let Some(first) = input.problems.first() {
+            eprintln!(
+                "warning: {}: skipped {} damaged line(s), first at {first} (run `invmetrics check` for all)",
+                input.name,
+                input.problems.len(),
+            );
+        }
+    }
+    if report.duplicates > 0 {
+        eprintln!(
+            "note: ignored {} record(s) whose invocationId appeared earlier",
+            report.duplicates
+        );
+    }
+}
+
+/// Fails when nothing valid was read, naming why.
+pub fn require_records(report: &ScanReport) -> Result<()> {
+    if report.valid_records() > 0 {
+        return Ok(());
+    }
+    let names: Vec<&str> = report.inputs.iter().map(|i| i.name.as_str()).collect();
+    let names = names.join(", ");
+    match report.problem_count() {
+        0 => bail!("no records in {names}: the input is empty"),
+        n => bail!(
+            "no valid records in {names}: all {n} non-blank line(s) are damaged (is this a metrics file?)"
+        ),
+    }
+}

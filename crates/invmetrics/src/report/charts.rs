@@ -1,0 +1,255 @@
+//! Charts as inline SVG, drawn with plotters (which escapes every text it draws).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow};
+use invocation_metrics::{InvocationMetric, MetricsAggregate, Timestamp};
+use plotters::prelude::*;
+
+const WIDTH: u32 = 960;
+const FONT: &str = "sans-serif";
+const ACCENT: RGBColor = RGBColor(0x2f, 0x6f, 0xeb);
+const SUCCESS: RGBColor = RGBColor(0x2e, 0x9e, 0x5b);
+const RETRIED: RGBColor = RGBColor(0xe0, 0x8a, 0x1e);
+const FAILED: RGBColor = RGBColor(0xd6, 0x3c, 0x3c);
+
+/// Most invocations drawn in the timeline; beyond this the SVG gets too heavy for a browser.
+pub const TIMELINE_LIMIT: usize = 3000;
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("cannot draw chart: {e:?}")
+}
+
+/// "HH:MM:SS" (UTC) of a millisecond timestamp.
+fn clock(ms: i64) -> String {
+    Timestamp::from_unix_ms(ms)
+        .map(|t| t.to_utc_millis_string()[11..19].to_owned())
+        .unwrap_or_default()
+}
+
+/// Shortens long labels so they fit beside the axis.
+fn label(s: &str) -> String {
+    if s.chars().count() > 24 {
+        s.chars().take(23).chain(['…']).collect()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Invocations running at once, per bucket.
+pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
+    let first = agg
+        .parallelism_over_time
+        .first()
+        .and_then(|b| b.bucket_start.parse::<Timestamp>().ok())
+        .map_or(0, |t| t.unix_ms());
+    let width = agg.bucket_width_ms as f64;
+    let points: Vec<(f64, f64)> = agg
+        .parallelism_over_time
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| {
+            let x = i as f64 * width;
+            [(x, b.concurrent as f64), (x + width, b.concurrent as f64)]
+        })
+        .collect();
+    let max_x = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let max_y = (agg.peak_parallel_invocations as f64 * 1.15).max(1.0);
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 280)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..max_x, 0f64..max_y)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .x_labels(8)
+            .x_label_formatter(&|x| clock(first + *x as i64))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_desc("running at once")
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(AreaSeries::new(points, 0.0, ACCENT.mix(0.25)).border_style(ACCENT))
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
+/// Horizontal bars, one per named value.
+pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<String> {
+    let n = items.len().max(1);
+    let max = items
+        .iter()
+        .map(|i| i.1)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE)
+        * 1.1;
+    let names: Vec<String> = items.iter().map(|(name, _)| label(name)).collect();
+    let height = 50 + 26 * n as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH / 2 - 10, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(24)
+            .y_label_area_size(150)
+            .build_cartesian_2d(0f64..max, (0usize..n).into_segmented())
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .x_labels(4)
+            .x_label_formatter(&|v| value_label(*v))
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(
+                Histogram::horizontal(&chart)
+                    .style(ACCENT.mix(0.8).filled())
+                    .margin(5)
+                    .data(items.iter().enumerate().map(|(i, (_, v))| (i, *v))),
+            )
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
+/// One box per agent: quartiles of its durations, whiskers to the extremes (log scale).
+pub fn durations(records: &[InvocationMetric]) -> Result<String> {
+    let mut per_agent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for m in records {
+        per_agent
+            .entry(&m.agent)
+            .or_default()
+            .push(m.duration_ms.max(1) as f64);
+    }
+    let names: Vec<String> = per_agent.keys().map(|n| label(n)).collect();
+    let n = names.len().max(1);
+    let max = per_agent.values().flatten().copied().fold(1.0, f64::max) * 1.5;
+    // Quartiles puts the lower whisker 1.5 IQR below the box, often below zero; start the
+    // axis just under the shortest duration instead of letting it stretch to 1 ms.
+    let min = per_agent
+        .values()
+        .flatten()
+        .copied()
+        .fold(f64::MAX, f64::min)
+        .min(max)
+        / 1.5;
+    let height = 60 + 30 * n as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(28)
+            .y_label_area_size(150)
+            .build_cartesian_2d(
+                (min.max(1.0) as f32..max as f32).log_scale(),
+                (0usize..n).into_segmented(),
+            )
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("duration (ms, log scale)")
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(per_agent.values().enumerate().map(|(i, values)| {
+                Boxplot::new_horizontal(SegmentValue::CenterOf(i), &Quartiles::new(values))
+                    .width(16)
+                    .whisker_width(0.6)
+                    .style(ACCENT)
+            }))
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
+/// A Gantt chart: every invocation a bar on the lane it ran in (lanes packed so bars never
+/// overlap), green when it succeeded first time, orange for a successful retry, red when it
+/// failed. Draws at most [`TIMELINE_LIMIT`] invocations, the earliest.
+pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
+    let mut by_start: Vec<&InvocationMetric> = records.iter().collect();
+    by_start.sort_by_key(|m| m.start_ms());
+    by_start.truncate(TIMELINE_LIMIT);
+    let first = by_start.first().map_or(0, |m| m.start_ms());
+
+    let mut lane_ends: Vec<i64> = Vec::new();
+    let mut bars = Vec::with_capacity(by_start.len());
+    for m in &by_start {
+        let (start, end) = (m.start_ms(), m.end_ms().max(m.start_ms() + 1));
+        let lane = match lane_ends.iter().position(|e| *e <= start) {
+            Some(lane) => lane,
+            None => {
+                lane_ends.push(i64::MIN);
+                lane_ends.len() - 1
+            }
+        };
+        lane_ends[lane] = end;
+        let color = match (m.success, m.attempt > 1) {
+            (false, _) => FAILED,
+            (true, true) => RETRIED,
+            (true, false) => SUCCESS,
+        };
+        bars.push(((start - first) as f64, (end - first) as f64, lane, color));
+    }
+    let lanes = lane_ends.len().max(1);
+    let max_x = bars.iter().map(|b| b.1).fold(1.0, f64::max);
+    let height = (80 + 9 * lanes as u32).min(900);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..max_x, 0f64..lanes as f64)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .x_labels(8)
+            .x_label_formatter(&|x| clock(first + *x as i64))
+            .y_desc("lane")
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(bars.iter().map(|(x0, x1, lane, color)| {
+                let y = *lane as f64;
+                Rectangle::new([(*x0, y + 0.12), (*x1, y + 0.88)], color.mix(0.85).filled())
+            }))
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,149 @@
+//! The self-contained HTML report: no scripts, no external requests, every string from the
+//! data escaped (maud escapes what it interpolates; plotters escapes chart text).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use invocation_metrics::{GroupSummary, InvocationMetric, MetricsAggregate, retry_chains};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::charts;
+use crate::format::{count, usd};
+use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
+
+/// Most retry chains listed.
+const CHAIN_LIMIT: usize = 200;
+
+const STYLE: &str = r#"
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }
+main { max-width: 1000px; margin: 0 auto; padding: 24px; }
+h1 { margin: 0 0 4px; font-size: 26px; }
+h2 { font-size: 18px; margin: 28px 0 10px; }
+.sub { color: #5b6475; margin: 0 0 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 10px; }
+.card { background: #fff; border-radius: 8px; padding: 10px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.card .label { color: #5b6475; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .value { font-size: 15px; margin-top: 4px; overflow-wrap: anywhere; }
+.panel { background: #fff; border-radius: 8px; padding: 8px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow-x: auto; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
+.pair h3 { font-size: 14px; margin: 4px 8px; color: #5b6475; }
+svg { display: block; max-width: 100%; height: auto; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-size: 13px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #e6e8ec; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; }
+td.chain, th.chain { text-align: left; white-space: normal; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
+.legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
+.note { color: #5b6475; font-size: 13px; }
+"#;
+
+/// Renders the whole page.
+pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<String> {
+    let by_agent = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
+        agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
+    };
+    let by_phase = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
+        agg.phases
+            .iter()
+            .map(|(k, g)| (format!("phase {k}"), f(g)))
+            .collect()
+    };
+    let tokens = |v: f64| count(v as u64);
+    let money = |v: f64| usd(v);
+    let parallelism = charts::parallelism(agg)?;
+    let cost_by_agent = charts::bars(&by_agent(|g| g.cost), money)?;
+    let tokens_by_agent = charts::bars(&by_agent(|g| g.tokens as f64), tokens)?;
+    let cost_by_phase = charts::bars(&by_phase(|g| g.cost), money)?;
+    let tokens_by_phase = charts::bars(&by_phase(|g| g.tokens as f64), tokens)?;
+    let durations = charts::durations(records)?;
+    let timeline = charts::timeline(records)?;
+    let chains = retry_chains(records);
+
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Invocation metrics report" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main {
+                h1 { "Invocation metrics report" }
+                p.sub {
+                    (count(agg.total_invocations)) " invocations"
+                    @if let (Some(first), Some(last)) = (&agg.first_start, &agg.last_end) {
+                        ", " (first) " → " (last)
+                    }
+                }
+                section.cards {
+                    @for (name, value) in totals_rows(agg) {
+                        div.card { div.label { (name) } div.value { (value) } }
+                    }
+                }
+                h2 { "Parallelism over time" }
+                div.panel { (PreEscaped(parallelism)) }
+                h2 { "Cost and tokens" }
+                div.pair {
+                    div.panel { h3 { "Cost by agent" } (PreEscaped(cost_by_agent)) }
+                    div.panel { h3 { "Tokens by agent" } (PreEscaped(tokens_by_agent)) }
+                    div.panel { h3 { "Cost by phase" } (PreEscaped(cost_by_phase)) }
+                    div.panel { h3 { "Tokens by phase" } (PreEscaped(tokens_by_phase)) }
+                }
+                h2 { "Duration distribution per agent" }
+                div.panel { (PreEscaped(durations)) }
+                h2 { "Timeline" }
+                p.legend {
+                    span { i style="background:#2e9e5b" {} "succeeded" }
+                    span { i style="background:#e08a1e" {} "succeeded on a retry" }
+                    span { i style="background:#d63c3c" {} "failed" }
+                }
+                @if records.len() > charts::TIMELINE_LIMIT {
+                    p.note { "The earliest " (count(charts::TIMELINE_LIMIT as u64)) " of " (count(records.len() as u64)) " invocations." }
+                }
+                div.panel { (PreEscaped(timeline)) }
+                h2 { "Retry chains" }
+                @if chains.is_empty() {
+                    p.note { "No task was retried." }
+                } @else {
+                    table {
+                        thead { tr { th { "Agent" } th { "Phase" } th { "Task" } th.chain { "Attempts" } } }
+                        tbody {
+                            @for chain in chains.iter().take(CHAIN_LIMIT) {
+                                tr {
+                                    td { (chain.agent) } td { (chain.phase) }
+                                    td { (chain.task_id) } td.chain { (chain.outcomes()) }
+                                }
+                            }
+                        }
+                    }
+                    @if chains.len() > CHAIN_LIMIT {
+                        p.note { "…and " (count((chains.len() - CHAIN_LIMIT) as u64)) " more." }
+                    }
+                }
+                (group_table("Agent", &agg.agents))
+                (group_table("Phase", &agg.phases.iter().map(|(k, g)| (k.to_string(), g.clone())).collect()))
+                (group_table("Model", &agg.models))
+                (group_table("Tier", &agg.tiers))
+                (group_table("Error class", &agg.error_classes))
+            } }
+        }
+    };
+    Ok(page.into_string())
+}
+
+fn group_table(key: &str, groups: &BTreeMap<String, GroupSummary>) -> Markup {
+    html! {
+        @if !groups.is_empty() {
+            h2 { "By " (key.to_lowercase()) }
+            table {
+                thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
+                tbody {
+                    @for (name, g) in groups {
+                        tr { td { (name) } @for c in group_cells(g) { td { (c) } } }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! GitHub-flavoured Markdown: tables plus a Mermaid gantt, for a PR comment.
+
+use std::fmt::Write;
+
+use invocation_metrics::{InvocationMetric, MetricsAggregate, retry_chains};
+
+use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
+
+/// Most invocations drawn in the gantt (GitHub renders big diagrams slowly).
+const GANTT_LIMIT: usize = 100;
+/// Most retry chains listed.
+const CHAIN_LIMIT: usize = 50;
+
+/// Renders the report.
+pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> String {
+    let mut md = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_report(&mut md, records, agg);
+    md
+}
+
+fn write_report(
+    md: &mut String,
+    records: &[InvocationMetric],
+    agg: &MetricsAggregate,
+) -> std::fmt::Result {
+    writeln!(md, "# Invocation metrics report\n")?;
+    writeln!(md, "| Total | Value |\n|---|---|")?;
+    for (name, value) in totals_rows(agg) {
+        writeln!(md, "| {name} | {} |", cell(&value))?;
+    }
+
+    let phases: Vec<(String, _)> = agg.phases.iter().map(|(k, g)| (k.to_string(), g)).collect();
+    let sections = [
+        (
+            "agent",
+            agg.agents
+                .iter()
+                .map(|(k, g)| (k.clone(), g))
+                .collect::<Vec<_>>(),
+        ),
+        ("phase", phases),
+        (
+            "model",
+            agg.models.iter().map(|(k, g)| (k.clone(), g)).collect(),
+        ),
+        (
+            "tier",
+            agg.tiers.iter().map(|(k, g)| (k.clone(), g)).collect(),
+        ),
+        (
+            "error class",
+            agg.error_classes
+                .iter()
+                .map(|(k, g)| (k.clone(), g))
+                .collect(),
+        ),
+    ];
+    for (key, groups) in sections {
+        if groups.is_empty() {
+            continue;
+        }
+        writeln!(md, "\n## By {key}\n")?;
+        writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
+        writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
+        for (name, g) in groups {
+            writeln!(md, "| {} | {} |", cell(&name), group_cells(g).join(" | "))?;
+        }
+    }
+
+    let chains = retry_chains(records);
+    if !chains.is_empty() {
+        writeln!(md, "\n## Retry chains\n")?;
+        writeln!(
+            md,
+            "| agent | phase | task | attempts |\n|---|---:|---|---|"
+        )?;
+        for chain in chains.iter().take(CHAIN_LIMIT) {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&chain.agent),
+                chain.phase,
+                cell(&chain.task_id),
+                cell(&chain.outcomes())
+            )?;
+        }
+        if chains.len() > CHAIN_LIMIT {
+            writeln!(md, "\n…and {} more.", chains.len() - CHAIN_LIMIT)?;
+        }
+    }
+
+    let mut by_start: Vec<&InvocationMetric> = records.iter().collect();
+    by_start.sort_by_key(|m| (m.start_ms(), m.agent.as_str()));
+    writeln!(md, "\n## Timeline\n")?;
+    if by_start.len() > GANTT_LIMIT {
+        writeln!(
+            md,
+            "The first {GANTT_LIMIT} of {} invocations.\n",
+            by_start.len()
+        )?;
+    }
+    writeln!(
+        md,
+        "```mermaid\ngantt\n    dateFormat x\n    axisFormat %H:%M:%S"
+    )?;
+    let mut shown: Vec<&InvocationMetric> = by_start.into_iter().take(GANTT_LIMIT).collect();
+    shown.sort_by(|a, b| a.agent.cmp(&b.agent).then(a.start_ms().cmp(&b.start_ms())));
+    let mut section = None;
+    for m in shown {
+        if section != Some(m.agent.as_str()) {
+            writeln!(md, "    section {}", mermaid(&m.agent))?;
+            section = Some(m.agent.as_str());
+        }
+        let tag = if !m.success {
+            "crit, "
+        } else if m.attempt > 1 {
+            "active, "
+        } else {
+            ""
+        };
+        let end = m.end_ms().max(m.start_ms() + 1);
+        writeln!(
+            md,
+            "    {} #{} :{tag}{}, {end}",
+            mermaid(m.task_id.as_deref().unwrap_or(&m.invocation_id)),
+            m.attempt,
+            m.start_ms()
+        )?;
+    }
+    writeln!(md, "```")
+}
+
+/// Escapes a value for a Markdown table cell (HTML is inert, pipes do not split cells).
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '`' | '*' | '_' | '[' | ']' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes a name safe inside a Mermaid gantt line (its syntax characters removed).
+fn mermaid(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ':' | ';' | '#' | '%' | '<' | '>' | '&' | '"' | '`' | '{' | '}' => '_',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .take(60)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_inert() {
+        assert_eq!(cell("<script>|x"), "&lt;script&gt;\\|x");
+        assert_eq!(mermaid("a:b;c#d\ne"), "a_b_c_d e");
+    }
+}

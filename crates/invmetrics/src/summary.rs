@@ -1,0 +1,292 @@
+//! `summary`, `check` and `repair`: the terminal views of a metrics file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+use invocation_metrics::{
+    GroupSummary, MetricsAccumulator, MetricsAggregate, MetricsScan, RecordFilter, ScanReport,
+    repair_metrics_file, resolve_inputs,
+};
+
+use crate::args::{CheckArgs, RepairArgs, SummaryArgs};
+use crate::format::{count, duration_ms, percent, terminal_safe, usd};
+use crate::input;
+
+/// `invmetrics summary`.
+pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let mut accumulator = MetricsAccumulator::new();
+    let report = input::scan(&args.input, args.aggregate.filter(), args.json, |m| {
+        accumulator.add(&m)
+    })?;
+    input::require_records(&report)?;
+    let aggregate = accumulator.finish(&args.aggregate.options());
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &aggregate)?;
+        writeln!(out)?;
+    } else {
+        write_tables(out, &aggregate, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every table of the summary, in reading order.
+pub fn write_tables(out: &mut impl Write, agg: &MetricsAggregate, scan: &ScanReport) -> Result<()> {
+    writeln!(out, "{}", totals_table(agg, scan))?;
+    let sections: [(&str, BTreeMap<String, &GroupSummary>); 5] = [
+        (
+            "By agent",
+            agg.agents.iter().map(|(k, g)| (k.clone(), g)).collect(),
+        ),
+        (
+            "By phase",
+            agg.phases
+                .iter()
+                .map(|(k, g)| (format!("{k:>4}"), g))
+                .collect(),
+        ),
+        (
+            "By model",
+            agg.models.iter().map(|(k, g)| (k.clone(), g)).collect(),
+        ),
+        (
+            "By tier",
+            agg.tiers.iter().map(|(k, g)| (k.clone(), g)).collect(),
+        ),
+        (
+            "By error class",
+            agg.error_classes
+                .iter()
+                .map(|(k, g)| (k.clone(), g))
+                .collect(),
+        ),
+    ];
+    for (title, groups) in sections {
+        if !groups.is_empty() {
+            writeln!(out, "\n{title}\n{}", group_table(title, &groups))?;
+        }
+    }
+    Ok(())
+}
+
+fn new_table() -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table
+}
+
+/// The headline numbers.
+pub fn totals_rows(agg: &MetricsAggregate) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("Invocations", count(agg.total_invocations)),
+        (
+            "Succeeded",
+            format!(
+                "{} ({})",
+                count(agg.success_count),
+                percent(agg.success_rate)
+            ),
+        ),
+        (
+            "Retries",
+            format!(
+                "{} ({} after infrastructure errors)",
+                count(agg.total_retries),
+                count(agg.infra_retries)
+            ),
+        ),
+        (
+            "Escalations",
+            format!(
+                "{} (base tier {:?})",
+                count(agg.escalation_count),
+                agg.base_tier
+            ),
+        ),
+        ("Tokens", count(agg.total_tokens)),
+        (
+            "Input / output / cached",
+            format!(
+                "{} / {} / {} (cache hit {})",
+                count(agg.total_input_tokens),
+                count(agg.total_output_tokens),
+                count(agg.total_cached_tokens),
+                percent(agg.cache_hit_ratio)
+            ),
+        ),
+        ("Cost", usd(agg.total_cost)),
+        (
+            "Invocation time (sum)",
+            duration_ms(agg.total_duration_ms as f64),
+        ),
+    ];
+    if let (Some(first), Some(last)) = (&agg.first_start, &agg.last_end) {
+        rows.push(("Span", format!("{first} → {last}")));
+    }
+    rows.push((
+        "Peak parallelism",
+        match &agg.peak_parallel_at {
+            Some(at) => format!("{} at {at}", agg.peak_parallel_invocations),
+            None => "0".into(),
+        },
+    ));
+    rows
+}
+
+fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
+    let mut table = new_table();
+    table.set_header(["Total", "Value"]);
+    for (name, value) in totals_rows(agg) {
+        table.add_row([name.to_owned(), value]);
+    }
+    let damaged = scan.problem_count();
+    if damaged > 0 || scan.duplicates > 0 {
+        table.add_row([
+            "Skipped lines".to_owned(),
+            format!(
+                "{} damaged, {} duplicate",
+                count(damaged),
+                count(scan.duplicates)
+            ),
+        ]);
+    }
+    table
+}
+
+/// The columns of every breakdown table.
+pub const GROUP_COLUMNS: [&str; 10] = [
+    "Invocations",
+    "Retries",
+    "Success",
+    "Tokens",
+    "Cost",
+    "Mean",
+    "p50",
+    "p95",
+    "p99",
+    "Max",
+];
+
+/// One breakdown row's cells, in [`GROUP_COLUMNS`] order.
+pub fn group_cells(g: &GroupSummary) -> [String; 10] {
+    [
+        count(g.invocations),
+        count(g.retries),
+        percent(g.success_rate),
+        count(g.tokens),
+        usd(g.cost),
+        duration_ms(g.mean_duration_ms),
+        duration_ms(g.p50_duration_ms as f64),
+        duration_ms(g.p95_duration_ms as f64),
+        duration_ms(g.p99_duration_ms as f64),
+        duration_ms(g.max_duration_ms as f64),
+    ]
+}
+
+fn group_table(title: &str, groups: &BTreeMap<String, &GroupSummary>) -> Table {
+    let mut table = new_table();
+    let key = title.trim_start_matches("By ");
+    let mut header = vec![Cell::new(key)];
+    header.extend(
+        GROUP_COLUMNS
+            .iter()
+            .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
+    );
+    table.set_header(header);
+    for (name, g) in groups {
+        let mut row = vec![Cell::new(terminal_safe(name))];
+        row.extend(
+            group_cells(g)
+                .into_iter()
+                .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
+        );
+        table.add_row(row);
+    }
+    table
+}
+
+/// `invmetrics check`.
+pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
+    let mut scan = MetricsScan::new(RecordFilter::default());
+    for input in &inputs {
+        let (reader, _) = input.open()?;
+        let name = input.to_string();
+        scan.read(&name, reader, |_| {})
+            .with_context(|| format!("cannot read {name}"))?;
+    }
+    let report = scan.finish();
+    for input in &report.inputs {
+        for problem in &input.problems {
+            let torn = if problem.torn_tail {
+                " (torn last line)"
+            } else {
+                ""
+            };
+            let reason = problem.error.to_string();
+            writeln!(
+                out,
+                "{}:{}: {}{torn}",
+                input.name,
+                problem.line,
+                terminal_safe(&reason)
+            )?;
+        }
+        let verdict = if input.problems.is_empty() {
+            "clean"
+        } else {
+            "DAMAGED"
+        };
+        writeln!(
+            out,
+            "{}: {} record(s), {} damaged line(s): {verdict}",
+            input.name,
+            count(input.records),
+            count(input.problems.len() as u64)
+        )?;
+    }
+    Ok(if report.problem_count() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `invmetrics repair`.
+pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let report = repair_metrics_file(&args.path)?;
+    let path = report.path.display();
+    if report.was_clean() {
+        writeln!(
+            out,
+            "{path}: clean, {} record(s); nothing to do",
+            count(report.kept)
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{path}: kept {} record(s)", count(report.kept))?;
+    if let Some(rejected) = &report.rejected_file {
+        writeln!(
+            out,
+            "moved {} damaged line(s){} to {}",
+            count(report.rejected),
+            if report.torn_tail {
+                " (one a torn tail)"
+            } else {
+                ""
+            },
+            rejected.display()
+        )?;
+    }
+    if report.overlong > 0 {
+        writeln!(out, "dropped {} over-long line(s)", count(report.overlong))?;
+    }
+    if let Some(backup) = &report.backup {
+        writeln!(out, "original kept as {}", backup.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
