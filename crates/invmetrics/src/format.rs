@@ -45,15 +45,19 @@ pub fn count(n: u64) -> String {
 }
 
 /// Makes a string from the data safe for a terminal: control characters (ANSI escape
-/// sequences included) are shown as `\u{..}` escapes, and very long names are shortened.
+/// sequences included) are shown as `\u{..}` escapes.
 pub fn terminal_safe(s: &str) -> Cow<'_, str> {
-    const MAX_CHARS: usize = 60;
-    if !s.chars().any(char::is_control) && s.chars().count() <= MAX_CHARS {
+    shorten_for_terminal(s, usize::MAX)
+}
+
+/// Like [`terminal_safe`], also cutting names longer than `max_chars` (table cells).
+pub fn shorten_for_terminal(s: &str, max_chars: usize) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) && s.chars().count() <= max_chars {
         return Cow::Borrowed(s);
     }
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i == MAX_CHARS {
+        if i == max_chars {
             out.push('…');
             break;
         }
@@ -87,7 +91,11 @@ mod tests {
         let s = terminal_safe("evil\x1b[2J\x07name");
         assert!(!s.contains('\x1b') && !s.contains('\x07'));
         assert!(s.contains("\\u{1b}"));
-        assert_eq!(terminal_safe(&"x".repeat(500)).chars().count(), 61);
+        assert_eq!(
+            shorten_for_terminal(&"x".repeat(500), 60).chars().count(),
+            61
+        );
+        assert_eq!(terminal_safe(&"x".repeat(500)).chars().count(), 500);
         assert!(matches!(terminal_safe("coder"), Cow::Borrowed(_)));
     }
 }

@@ -39,14 +39,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Ingest prints acknowledgements from its flusher thread, so it must not find stdout
+    // locked here.
+    if let Command::Ingest(args) = &cli.command {
+        return ingest::run(args);
+    }
+    let mut out = io::stdout().lock();
     let code = match cli.command {
         Command::Summary(args) => summary::run(&args, &mut out)?,
         Command::Report(args) => report::run(&args, &mut out)?,
         Command::Check(args) => summary::check(&args, &mut out)?,
         Command::Repair(args) => summary::repair(&args, &mut out)?,
-        Command::Ingest(args) => ingest::run(&args)?,
+        Command::Ingest(_) => unreachable!("handled above"),
         Command::Demo(args) => demo::run(&args, &mut out)?,
     };
     out.flush()?;
@@ -56,9 +60,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// A closed stdout (`| head`) is the reader saying it has seen enough.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        let kind = match (
+            cause.downcast_ref::<io::Error>(),
+            cause.downcast_ref::<serde_json::Error>(),
+        ) {
+            (Some(e), _) => Some(e.kind()),
+            (None, Some(e)) => e.io_error_kind(),
+            (None, None) => None,
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
     })
 }
 

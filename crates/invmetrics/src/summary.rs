@@ -12,7 +12,7 @@ use invocation_metrics::{
 };
 
 use crate::args::{CheckArgs, RepairArgs, SummaryArgs};
-use crate::format::{count, duration_ms, percent, terminal_safe, usd};
+use crate::format::{count, duration_ms, percent, shorten_for_terminal, terminal_safe, usd};
 use crate::input;
 
 /// `invmetrics summary`.
@@ -198,7 +198,7 @@ fn group_table(title: &str, groups: &BTreeMap<String, &GroupSummary>) -> Table {
     );
     table.set_header(header);
     for (name, g) in groups {
-        let mut row = vec![Cell::new(terminal_safe(name))];
+        let mut row = vec![Cell::new(shorten_for_terminal(name, 60))];
         row.extend(
             group_cells(g)
                 .into_iter()

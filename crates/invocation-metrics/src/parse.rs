@@ -18,8 +18,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LineError {
-    /// The line is not a JSON object.
-    #[error("not a JSON object: {0}")]
+    /// The line is not a JSON object (invalid JSON, or JSON of another kind).
+    #[error("{0}")]
     Json(String),
     /// The line is JSON but a field is missing or wrong.
     #[error(transparent)]
@@ -261,10 +261,13 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
 fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
     let value: serde_json::Value = match serde_json::from_slice(line) {
         Ok(value) => value,
-        Err(e) => return LineError::Json(e.to_string()),
+        Err(e) => return LineError::Json(format!("invalid JSON: {e}")),
     };
     let Some(object) = value.as_object() else {
-        return LineError::Json(format!("found {}", json_kind(&value)));
+        return LineError::Json(format!(
+            "expected a JSON object, found {}",
+            json_kind(&value)
+        ));
     };
     const STRINGS: [&str; 12] = [
         "invocationId",
@@ -330,7 +333,7 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
             ));
         }
     }
-    LineError::Json(err.to_string())
+    LineError::Json(format!("invalid record: {err}"))
 }
 
 fn json_kind(value: &serde_json::Value) -> String {

@@ -1,0 +1,124 @@
+//! Bad input gets a one-line message and exit code 2 (usage) or 1 (data), never a panic.
+
+mod common;
+
+use std::fs;
+
+use common::run;
+
+fn assert_one_line_error(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+}
+
+#[test]
+fn missing_path_is_a_usage_error() {
+    let (code, _, stderr) = run(&["summary", "no-such-file.jsonl"]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&stderr, "no-such-file.jsonl: No such file or directory");
+}
+
+#[test]
+fn directory_without_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(&["summary", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_one_line_error(
+        &stderr,
+        "holds no metrics: it has no invocations.jsonl (use -r",
+    );
+    let (code, _, stderr) = run(&["summary", "-r", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_one_line_error(&stderr, "no invocations.jsonl anywhere below it");
+}
+
+#[test]
+fn binary_and_empty_files_are_data_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.bin");
+    fs::write(
+        &binary,
+        (0..=255u8).cycle().take(10_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["summary", binary.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&stderr, "no valid records");
+    assert!(stderr.contains("is this a metrics file?"));
+
+    let empty = dir.path().join("empty.jsonl");
+    fs::write(&empty, b"").unwrap();
+    let (code, _, stderr) = run(&["report", empty.to_str().unwrap(), "-o", "-"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&stderr, "the input is empty");
+}
+
+#[test]
+fn a_gigabyte_line_without_newline_is_skipped_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.jsonl");
+    let mut content = fs::read(common::fixtures().join("small.jsonl")).unwrap();
+    content.push(b'{');
+    fs::write(&path, &content).unwrap();
+    // Extend with a sparse gigabyte of NUL bytes: one enormous unterminated line.
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(content.len() as u64 + (1 << 30)).unwrap();
+    let (code, stdout, stderr) = run(&["summary", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 10);
+    assert!(
+        stderr.contains("skipped 1 damaged line(s), first at line 11"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_data_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.jsonl");
+    fs::copy(common::fixtures().join("small.jsonl"), &path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&path).is_ok() {
+        return; // Running as root: permission bits do not apply.
+    }
+    let (code, _, stderr) = run(&["summary", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&stderr, "Permission denied");
+}
+
+#[test]
+fn unknown_bucket_unit_is_a_usage_error() {
+    let (code, _, stderr) = run(&["summary", "small.jsonl", "--bucket", "3w"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown unit \"w\""), "{stderr}");
+    let (code, _, stderr) = run(&["summary", "small.jsonl", "--since", "yesterday"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not RFC 3339"), "{stderr}");
+}
+
+#[test]
+fn a_closed_stdout_pipe_exits_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invmetrics"))
+        .args(["report", "small.jsonl", "--format", "json", "-o", "-"])
+        .current_dir(common::fixtures())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe closes here, like `| head -c1`.
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

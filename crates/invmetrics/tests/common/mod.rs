@@ -1,0 +1,28 @@
+//! Helpers shared by the CLI tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+/// The committed fixtures directory.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `invmetrics`, run from the fixtures directory so paths in its output are short and stable.
+pub fn invmetrics() -> Command {
+    let mut cmd = Command::cargo_bin("invmetrics").unwrap();
+    cmd.current_dir(fixtures());
+    cmd
+}
+
+/// Runs `invmetrics` with `args` and returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let output = invmetrics().args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,109 @@
+//! `report` in its three formats, with hostile strings in the data.
+
+mod common;
+
+use std::fs;
+
+use common::run;
+
+fn hostile_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    let small = fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap();
+    let evil = small
+        .replace("\"planner\"", "\"<script>alert(1)</script>\"")
+        .replace("\"model-large\"", "\"model|<b>bold</b>&amp;\"")
+        .replace("\"t2\"", "\"t2: \\\"quoted\\\" #x\"");
+    let path = dir.join("evil.jsonl");
+    fs::write(&path, evil).unwrap();
+    path
+}
+
+#[test]
+fn html_report_is_self_contained_and_escapes_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = hostile_fixture(dir.path());
+    let out = dir.path().join("report.html");
+    let (code, _, stderr) = run(&[
+        "report",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let html = fs::read_to_string(&out).unwrap();
+    assert!(!html.contains("<script>"), "the agent name must be inert");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<b>bold</b>"));
+    for external in ["http://", "https://", "src=", "<link"] {
+        let allowed = html.matches("http://www.w3.org").count();
+        if external == "http://" {
+            assert_eq!(
+                html.matches(external).count(),
+                allowed,
+                "only SVG namespaces"
+            );
+        } else {
+            assert!(
+                !html.contains(external),
+                "{external} found: not self-contained"
+            );
+        }
+    }
+    for section in [
+        "Parallelism over time",
+        "Cost by agent",
+        "Tokens by phase",
+        "Duration distribution",
+        "Timeline",
+        "Retry chains",
+        "By agent",
+    ] {
+        assert!(html.contains(section), "missing {section}");
+    }
+    assert!(html.matches("<svg").count() >= 7);
+    assert!(html.contains("failed (rate-limit) → succeeded"));
+    assert!(!dir.path().join(".report.html.tmp").exists());
+}
+
+#[test]
+fn markdown_report() {
+    let (code, stdout, stderr) = run(&["report", "small.jsonl", "--format", "md", "-o", "-"]);
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout);
+}
+
+#[test]
+fn markdown_escapes_hostile_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = hostile_fixture(dir.path());
+    let (_, stdout, _) = run(&[
+        "report",
+        input.to_str().unwrap(),
+        "--format",
+        "md",
+        "-o",
+        "-",
+    ]);
+    assert!(!stdout.contains("<script>") && !stdout.contains("<b>"));
+    assert!(stdout.contains("model\\|&lt;b&gt;bold&lt;/b&gt;&amp;amp;"));
+    let gantt = stdout.split("```mermaid").nth(1).unwrap();
+    assert!(gantt.contains("t2_ _quoted_ _x #2"), "{gantt}");
+}
+
+#[test]
+fn json_report_holds_metrics_and_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let (code, _, _) = run(&[
+        "report",
+        "small.jsonl",
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    assert_eq!(report["metrics"].as_array().unwrap().len(), 10);
+    assert_eq!(report["metrics"][0]["invocationId"], "inv-01");
+    assert_eq!(report["aggregate"]["totalInvocations"], 10);
+}

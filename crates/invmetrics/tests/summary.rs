@@ -1,0 +1,135 @@
+//! `invmetrics summary`: the tables and the JSON aggregate of a small hand-checked fixture.
+
+mod common;
+
+use common::run;
+
+#[test]
+fn summary_tables() {
+    let (code, stdout, stderr) = run(&["summary", "small.jsonl"]);
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout);
+}
+
+#[test]
+fn summary_json_has_the_seed_fields_with_exact_values() {
+    let (code, stdout, stderr) = run(&["summary", "small.jsonl", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // Hand-computed from small.jsonl.
+    assert_eq!(agg["totalInvocations"], 10);
+    assert_eq!(agg["totalRetries"], 3);
+    assert_eq!(
+        agg["infraRetries"], 2,
+        "t1 after rate-limit, r2 after timeout"
+    );
+    assert_eq!(agg["retriesByAgent"]["coder"], 2);
+    assert_eq!(agg["escalationCount"], 1);
+    assert_eq!(agg["totalTokens"], 23140);
+    assert_eq!(agg["totalCachedTokens"], 4200);
+    assert_eq!(agg["successRate"], 0.7);
+    assert_eq!(agg["peakParallelInvocations"], 3);
+    // 09:00:00 to the last occupied millisecond, 09:00:17.999.
+    assert_eq!(agg["parallelismOverTime"].as_array().unwrap().len(), 18);
+    assert_eq!(agg["avgDurationByAgent"]["reviewer"], 1250.0);
+    insta::assert_snapshot!(stdout);
+}
+
+#[test]
+fn filters_and_bucket_width() {
+    let (code, stdout, _) = run(&[
+        "summary",
+        "small.jsonl",
+        "--json",
+        "--agent",
+        "coder",
+        "--bucket",
+        "5s",
+        "--since",
+        "2026-11-24T09:00:05.400Z",
+    ]);
+    assert_eq!(code, 0);
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 3, "inv-02 started before --since");
+    assert_eq!(agg["bucketWidthMs"], 5000);
+    let (_, stdout, _) = run(&[
+        "summary",
+        "small.jsonl",
+        "--json",
+        "--phase",
+        "3",
+        "--base-tier",
+        "premium",
+    ]);
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 4);
+    assert_eq!(
+        agg["escalationCount"], 4,
+        "all four phase-3 records have tier normal"
+    );
+}
+
+#[test]
+fn shards_are_read_together_and_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = std::fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap();
+    let lines: Vec<&str> = small.lines().collect();
+    for (shard, range) in [("a", 0..6), ("b/c", 4..10)] {
+        let shard_dir = dir.path().join(shard);
+        std::fs::create_dir_all(&shard_dir).unwrap();
+        std::fs::write(shard_dir.join("invocations.jsonl"), lines[range].join("\n")).unwrap();
+    }
+    let root = dir.path().to_str().unwrap();
+    let (code, stdout, stderr) = run(&["summary", "-r", root, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 10);
+    assert!(
+        stderr.contains("ignored 2 record(s) whose invocationId appeared earlier"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stdin_and_dialects() {
+    let input = std::fs::read(common::fixtures().join("dialects.jsonl")).unwrap();
+    let output = common::invmetrics()
+        .args(["summary", "-", "--json"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let agg: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 3);
+    assert_eq!(agg["totalRetries"], 1);
+    assert_eq!(agg["successRate"], 1.0 / 3.0);
+    assert_eq!(agg["totalCost"], 0.032);
+}
+
+#[test]
+fn damaged_lines_are_skipped_and_counted_on_stderr() {
+    let (code, stdout, stderr) = run(&["summary", "damaged.jsonl", "--json"]);
+    assert_eq!(code, 0);
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 3);
+    assert!(
+        stderr.contains("skipped 3 damaged line(s), first at line 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hostile_names_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = std::fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap();
+    let evil = line.lines().next().unwrap().replace(
+        "\"planner\"",
+        &format!("\"\\u001b[31m{}\\u0007\"", "x".repeat(300)),
+    );
+    let path = dir.path().join("evil.jsonl");
+    std::fs::write(&path, evil).unwrap();
+    let (code, stdout, _) = run(&["summary", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'));
+    assert!(stdout.contains("\\u{1b}[31m"));
+}
