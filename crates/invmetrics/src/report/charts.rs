@@ -27,6 +27,15 @@ fn clock(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Axis labels only at whole numbers (counts have no fractions).
+fn whole_numbers(y: &f64) -> String {
+    if (y - y.round()).abs() < 1e-9 {
+        format!("{y:.0}")
+    } else {
+        String::new()
+    }
+}
+
 /// Shortens long labels so they fit beside the axis.
 fn label(s: &str) -> String {
     if s.chars().count() > 24 {
@@ -71,7 +80,7 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
             .light_line_style(WHITE.mix(0.0))
             .x_labels(8)
             .x_label_formatter(&|x| clock(first + *x as i64))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&whole_numbers)
             .y_desc("running at once")
             .label_style((FONT, 12))
             .draw()
@@ -239,6 +248,7 @@ pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
             .light_line_style(WHITE.mix(0.0))
             .x_labels(8)
             .x_label_formatter(&|x| clock(first + *x as i64))
+            .y_label_formatter(&whole_numbers)
             .y_desc("lane")
             .label_style((FONT, 12))
             .draw()
