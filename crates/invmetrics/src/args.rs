@@ -36,7 +36,7 @@ pub enum Command {
     /// Make a damaged metrics file clean without losing a valid record.
     ///
     /// The torn tail and malformed lines move to invocations.rejected.jsonl, the original is
-    /// kept as invocations.jsonl.bak-<ms>, and the clean file replaces it atomically. Refuses
+    /// kept as invocations.jsonl.bak-MS (MS: Unix milliseconds), and the clean file replaces it atomically. Refuses
     /// while a collector holds the directory.
     #[command(after_help = "Example:\n  invmetrics repair demo-run")]
     Repair(RepairArgs),

@@ -325,6 +325,16 @@ mod tests {
         assert_eq!(back, m);
     }
 
+    /// Found by proptest: without serde_json's `float_roundtrip`, 916288.4271030256 read
+    /// back as …255, so a cost changed on every load.
+    #[test]
+    fn regression_cost_round_trips_bit_for_bit() {
+        let mut m = sample();
+        m.cost = 916_288.427_103_025_6;
+        let back: InvocationMetric = serde_json::from_str(&m.to_json_line()).unwrap();
+        assert_eq!(back.cost.to_bits(), m.cost.to_bits());
+    }
+
     #[test]
     fn absent_optional_fields_are_omitted_and_unknown_fields_ignored() {
         let m = InvocationMetric::new("a", "b", 1, "2026-01-01T00:00:00Z".parse().unwrap());

@@ -54,3 +54,47 @@ fn read_only_directory_gives_a_clear_error_at_open() {
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert!(err.to_string().contains("Permission denied"), "{err}");
 }
+
+const LOCK_CHILD_DIR: &str = "INVMETRICS_LOCK_CHILD_DIR";
+
+/// The child's body: tries to open a directory another process holds.
+#[test]
+fn lock_child() {
+    let Ok(dir) = std::env::var(LOCK_CHILD_DIR) else {
+        return;
+    };
+    match InvocationMetricsCollector::open(&dir) {
+        Err(e @ Error::Locked { .. }) => println!("REFUSED {e}"),
+        Err(e) => println!("OTHER {e}"),
+        Ok(_) => println!("OPENED"),
+    }
+}
+
+#[test]
+fn a_second_process_is_refused_while_the_first_keeps_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = InvocationMetricsCollector::open(dir.path()).unwrap();
+    for i in 0..1000 {
+        first
+            .record(common::metric(format!("before-{i}"), i))
+            .unwrap();
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--nocapture", "--test-threads=1"])
+        .env(LOCK_CHILD_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("REFUSED") && stdout.contains("locked by another collector"),
+        "{stdout}"
+    );
+    for i in 0..1000 {
+        first
+            .record(common::metric(format!("after-{i}"), i))
+            .unwrap();
+    }
+    first.close().unwrap();
+    let lines = common::lines(&dir.path().join("invocations.jsonl"));
+    assert_eq!(lines.len(), 2000, "the first writer was not disturbed");
+}
