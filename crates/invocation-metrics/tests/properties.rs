@@ -70,7 +70,7 @@ fn file_content() -> impl Strategy<Value = Vec<u8>> {
         3 => metric().prop_map(|m| m.to_json_line().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..60),
         1 => Just(b"   ".to_vec()),
-        1 => metric().prop_map(|m| { let l = m.to_json_line(); l[..l.len() / 2].as_bytes().to_vec() }),
+        1 => metric().prop_map(|m| { let l = m.to_json_line(); l.as_bytes()[..l.len() / 2].to_vec() }),
     ];
     (
         prop::collection::vec((line, any::<bool>()), 0..20),
