@@ -1,10 +1,12 @@
 //! Reading the inputs of a reading subcommand, with a progress bar for big files.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use invocation_metrics::{InvocationMetric, MetricsScan, RecordFilter, ScanReport, resolve_inputs};
+use invocation_metrics::{
+    InvocationMetric, MetricsAccumulator, MetricsScan, RecordFilter, ScanReport, resolve_inputs,
+};
 
 use crate::args::InputArgs;
 
@@ -18,6 +20,29 @@ pub fn scan(
     filter: RecordFilter,
     quiet: bool,
     mut on_record: impl FnMut(InvocationMetric),
+) -> Result<ScanReport> {
+    scan_with(args, filter, quiet, |scan, name, reader| {
+        scan.read(name, reader, &mut on_record)
+    })
+}
+
+/// Like [`scan`], aggregating into `into` on every core.
+pub fn scan_into(
+    args: &InputArgs,
+    filter: RecordFilter,
+    quiet: bool,
+    into: &mut MetricsAccumulator,
+) -> Result<ScanReport> {
+    scan_with(args, filter, quiet, |scan, name, reader| {
+        scan.read_into(name, reader, into)
+    })
+}
+
+fn scan_with(
+    args: &InputArgs,
+    filter: RecordFilter,
+    quiet: bool,
+    mut read: impl FnMut(&mut MetricsScan, &str, Box<dyn Read + '_>) -> std::io::Result<()>,
 ) -> Result<ScanReport> {
     let inputs = resolve_inputs(&args.paths, args.recursive)?;
     let mut scan = MetricsScan::new(filter);
@@ -34,11 +59,11 @@ pub fn scan(
                     .progress_chars("=> "),
             );
             bar.set_message(name.clone());
-            let result = scan.read(&name, bar.wrap_read(reader), &mut on_record);
+            let result = read(&mut scan, &name, Box::new(bar.wrap_read(reader)));
             bar.finish_and_clear();
             result
         } else {
-            scan.read(&name, reader, &mut on_record)
+            read(&mut scan, &name, reader)
         };
         result.with_context(|| format!("cannot read {name}"))?;
     }

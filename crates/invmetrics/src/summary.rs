@@ -18,9 +18,12 @@ use crate::input;
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     let mut accumulator = MetricsAccumulator::new();
-    let report = input::scan(&args.input, args.aggregate.filter(), args.json, |m| {
-        accumulator.add(&m)
-    })?;
+    let report = input::scan_into(
+        &args.input,
+        args.aggregate.filter(),
+        args.json,
+        &mut accumulator,
+    )?;
     input::require_records(&report)?;
     let aggregate = accumulator.finish(&args.aggregate.options());
     if args.json {

@@ -1,11 +1,15 @@
 //! Reading metrics from many places at once — files, metrics directories, directory trees
 //! of shards, standard input — de-duplicated by `invocationId` and filtered.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::aggregate::MetricsAccumulator;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
@@ -205,11 +209,10 @@ impl MetricsScan {
             name: name.to_owned(),
             ..InputReport::default()
         };
-        let ids = BuildHasherDefault::<DefaultHasher>::default();
         let stats = read_records(
             reader,
             |_, metric| {
-                if !self.seen.insert(ids.hash_one(&metric.invocation_id)) {
+                if !self.seen.insert(id_hash(&metric.invocation_id)) {
                     self.report.duplicates += 1;
                 } else if !self.filter.matches(&metric) {
                     self.report.filtered_out += 1;
@@ -226,6 +229,121 @@ impl MetricsScan {
         Ok(())
     }
 
+    /// Reads one input to its end, adding every unique record that passes the filter to
+    /// `into` — the same result as [`read`](Self::read) feeding [`MetricsAccumulator::add`],
+    /// computed on all cores: newline-aligned chunks are parsed and aggregated in parallel,
+    /// while de-duplication stays in file order.
+    pub fn read_into(
+        &mut self,
+        name: &str,
+        reader: impl Read,
+        into: &mut MetricsAccumulator,
+    ) -> io::Result<()> {
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
+        let mut input = InputReport {
+            name: name.to_owned(),
+            ..InputReport::default()
+        };
+        let filter = Arc::new(self.filter.clone());
+        let mut in_flight: VecDeque<mpsc::Receiver<ChunkResult>> = VecDeque::new();
+        let mut lines_before = 0u64;
+        let mut carry: Vec<u8> = Vec::new();
+        let in_flight_limit = rayon::current_num_threads() + 1;
+        loop {
+            let mut chunk = std::mem::take(&mut carry);
+            chunk.reserve_exact(CHUNK_BYTES.saturating_sub(chunk.len()));
+            let wanted = (CHUNK_BYTES.saturating_sub(chunk.len())) as u64;
+            let eof = (&mut reader).take(wanted).read_to_end(&mut chunk)? < wanted as usize;
+            if !eof {
+                match memchr::memrchr(b'\n', &chunk) {
+                    Some(end) => carry = chunk[end + 1..].to_vec(),
+                    // A line longer than a whole chunk: far past the line limit. Send the chunk
+                    // on as it is (it reads as one over-long, torn line); skip the rest of the
+                    // line here, then report it as one line.
+                    None => {
+                        let rest = skip_line(&mut reader)?;
+                        let len = chunk.len() as u64 + rest;
+                        let (tx, rx) = mpsc::sync_channel(1);
+                        let _ = tx.send(ChunkResult::overlong(len));
+                        in_flight.push_back(rx);
+                        chunk.clear();
+                    }
+                }
+            }
+            if let Some(end) = (!eof).then(|| chunk.len() - carry.len()) {
+                chunk.truncate(end);
+            }
+            if !chunk.is_empty() {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let filter = Arc::clone(&filter);
+                rayon::spawn(move || {
+                    let _ = tx.send(ChunkResult::parse(chunk, &filter));
+                });
+                in_flight.push_back(rx);
+            }
+            while in_flight.len() > in_flight_limit || (eof && !in_flight.is_empty()) {
+                let Some(rx) = in_flight.pop_front() else {
+                    break;
+                };
+                let result = rx
+                    .recv()
+                    .map_err(|_| io::Error::other("a parser thread panicked"))?;
+                self.absorb(result, &mut lines_before, &mut input, into);
+            }
+            if eof {
+                break;
+            }
+        }
+        self.report.inputs.push(input);
+        Ok(())
+    }
+
+    /// Folds one chunk's result in, in file order.
+    fn absorb(
+        &mut self,
+        chunk: ChunkResult,
+        lines_before: &mut u64,
+        input: &mut InputReport,
+        into: &mut MetricsAccumulator,
+    ) {
+        input.records += chunk.hashes.len() as u64;
+        input.bytes += chunk.bytes;
+        input
+            .problems
+            .extend(chunk.problems.into_iter().map(|mut p| {
+                p.line += *lines_before;
+                p
+            }));
+        *lines_before += chunk.lines;
+        let duplicates: Vec<bool> = chunk.hashes.iter().map(|h| !self.seen.insert(*h)).collect();
+        let duplicate_count = duplicates.iter().filter(|d| **d).count() as u64;
+        self.report.duplicates += duplicate_count;
+        if duplicate_count == 0 {
+            // The common case: the chunk's own aggregate is exactly right.
+            into.merge(&chunk.accumulator);
+            self.report.kept += chunk.matched;
+            self.report.filtered_out += chunk.hashes.len() as u64 - chunk.matched;
+            return;
+        }
+        // Rare: parse the chunk again, leaving the duplicates out.
+        let mut index = 0;
+        let _ = read_records(
+            &chunk.bytes_read[..],
+            |_, m| {
+                if !duplicates[index] {
+                    if self.filter.matches(&m) {
+                        self.report.kept += 1;
+                        into.add(&m);
+                    } else {
+                        self.report.filtered_out += 1;
+                    }
+                }
+                index += 1;
+            },
+            |_| {},
+        );
+    }
+
     /// The counts so far.
     pub fn report(&self) -> &ScanReport {
         &self.report
@@ -234,6 +352,96 @@ impl MetricsScan {
     /// Ends the scan.
     pub fn finish(self) -> ScanReport {
         self.report
+    }
+}
+
+/// Bytes handed to a parser thread at a time.
+const CHUNK_BYTES: usize = 8 << 20;
+
+fn id_hash(id: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
+/// Consumes the rest of the current line, newline included; returns its length without it.
+fn skip_line(reader: &mut impl BufRead) -> io::Result<u64> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(skipped);
+        }
+        match memchr::memchr(b'\n', buf) {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(skipped + end as u64);
+            }
+            None => {
+                let n = buf.len();
+                skipped += n as u64;
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// What a parser thread made of one newline-aligned chunk.
+struct ChunkResult {
+    bytes: u64,
+    lines: u64,
+    /// The chunk itself, parsed again in the rare case it holds duplicates.
+    bytes_read: Vec<u8>,
+    /// `invocationId` hashes of its valid records, in order.
+    hashes: Vec<u64>,
+    /// The aggregate of the records that pass the filter, and how many those are.
+    accumulator: MetricsAccumulator,
+    matched: u64,
+    /// Invalid lines, numbered from the chunk's start.
+    problems: Vec<LineProblem>,
+}
+
+impl ChunkResult {
+    fn parse(chunk: Vec<u8>, filter: &RecordFilter) -> Self {
+        let mut result = Self {
+            bytes: chunk.len() as u64,
+            lines: memchr::memchr_iter(b'\n', &chunk).count() as u64,
+            bytes_read: Vec::new(),
+            hashes: Vec::new(),
+            accumulator: MetricsAccumulator::new(),
+            matched: 0,
+            problems: Vec::new(),
+        };
+        let mut problems = Vec::new();
+        // Reading a slice cannot fail.
+        let _ = read_records(
+            &chunk[..],
+            |_, m| {
+                result.hashes.push(id_hash(&m.invocation_id));
+                if filter.matches(&m) {
+                    result.accumulator.add(&m);
+                    result.matched += 1;
+                }
+            },
+            |p| problems.push(p),
+        );
+        result.problems = problems;
+        result.bytes_read = chunk;
+        result
+    }
+
+    fn overlong(len: u64) -> Self {
+        Self {
+            bytes: len,
+            lines: 1,
+            bytes_read: Vec::new(),
+            hashes: Vec::new(),
+            accumulator: MetricsAccumulator::new(),
+            matched: 0,
+            problems: vec![LineProblem {
+                line: 1,
+                error: crate::parse::LineError::TooLong { len },
+                torn_tail: false,
+            }],
+        }
     }
 }
 

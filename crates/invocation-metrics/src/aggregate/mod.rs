@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{InvocationMetric, Timestamp};
 
+mod histogram;
+mod running;
+
+use histogram::DurationHistogram;
+use running::RunningChanges;
+
 /// The tier that is not an escalation, unless the options say otherwise.
 pub const DEFAULT_BASE_TIER: &str = "normal";
 /// Width of a parallelism bucket, unless the options say otherwise.
@@ -62,7 +68,8 @@ impl Default for AggregateOptions {
 /// - `successRate` is successes / invocations, 0 when there are none.
 ///
 /// The fields after them are this project's additions: per-group breakdowns with duration
-/// percentiles (nearest rank, exact), token and cache totals, and the time span.
+/// percentiles (nearest rank: exact below 2,048 ms, above it rounded down by less than
+/// 0.1%), token and cache totals, and the time span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsAggregate {
@@ -185,8 +192,7 @@ struct GroupAccumulator {
     cached_tokens: u64,
     cost_pico: i128,
     duration_ms: u64,
-    /// Exact distribution: duration → how many records had it.
-    durations: BTreeMap<u64, u64>,
+    durations: DurationHistogram,
 }
 
 impl GroupAccumulator {
@@ -198,7 +204,7 @@ impl GroupAccumulator {
         self.cached_tokens += m.cached_tokens.unwrap_or(0);
         self.cost_pico += cost_pico;
         self.duration_ms += m.duration_ms;
-        *self.durations.entry(m.duration_ms).or_default() += 1;
+        self.durations.add(m.duration_ms);
     }
 
     fn merge(&mut self, other: &Self) {
@@ -209,22 +215,7 @@ impl GroupAccumulator {
         self.cached_tokens += other.cached_tokens;
         self.cost_pico += other.cost_pico;
         self.duration_ms += other.duration_ms;
-        for (d, n) in &other.durations {
-            *self.durations.entry(*d).or_default() += n;
-        }
-    }
-
-    /// The smallest duration with at least `p` percent of records at or below it.
-    fn percentile(&self, p: u64) -> u64 {
-        let rank = (self.invocations * p).div_ceil(100).max(1);
-        let mut seen = 0;
-        for (d, n) in &self.durations {
-            seen += n;
-            if seen >= rank {
-                return *d;
-            }
-        }
-        0
+        self.durations.merge(&other.durations);
     }
 
     fn summary(&self) -> GroupSummary {
@@ -238,10 +229,10 @@ impl GroupAccumulator {
             cost: pico_to_usd(self.cost_pico),
             total_duration_ms: self.duration_ms,
             mean_duration_ms: ratio(self.duration_ms, self.invocations),
-            p50_duration_ms: self.percentile(50),
-            p95_duration_ms: self.percentile(95),
-            p99_duration_ms: self.percentile(99),
-            max_duration_ms: self.durations.keys().next_back().copied().unwrap_or(0),
+            p50_duration_ms: self.durations.percentile(50),
+            p95_duration_ms: self.durations.percentile(95),
+            p99_duration_ms: self.durations.percentile(99),
+            max_duration_ms: self.durations.max(),
         }
     }
 }
@@ -280,7 +271,7 @@ pub struct MetricsAccumulator {
     /// Attempts that failed with an infrastructure error (`errorClass` set).
     infra_failed: HashSet<AttemptKey>,
     /// Change in the number of running invocations at each millisecond.
-    running_delta: BTreeMap<i64, i64>,
+    running: RunningChanges,
     first_start: Option<i64>,
 }
 
@@ -328,8 +319,8 @@ impl MetricsAccumulator {
         self.first_start = Some(self.first_start.map_or(start, |f| f.min(start)));
         let end = m.end_ms();
         if end > start {
-            add_delta(&mut self.running_delta, start, 1);
-            add_delta(&mut self.running_delta, end, -1);
+            self.running.push(start, 1);
+            self.running.push(end, -1);
         }
     }
 
@@ -348,9 +339,7 @@ impl MetricsAccumulator {
             *self.retries_after.entry(key.clone()).or_default() += n;
         }
         self.infra_failed.extend(other.infra_failed.iter().cloned());
-        for (t, d) in &other.running_delta {
-            add_delta(&mut self.running_delta, *t, *d);
-        }
+        self.running.merge(&other.running);
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -390,12 +379,7 @@ impl MetricsAccumulator {
             .map(|(_, g)| g.invocations)
             .sum();
         let to_string = |ms: i64| Timestamp::from_unix_ms(ms).map(|t| t.to_utc_millis_string());
-        let last_end = self
-            .running_delta
-            .keys()
-            .next_back()
-            .copied()
-            .max(self.first_start);
+        let last_end = self.running.last_time().max(self.first_start);
         let all = self.all.summary();
 
         MetricsAggregate {
@@ -445,18 +429,18 @@ impl MetricsAccumulator {
         };
         let width = i64::try_from(width).unwrap_or(i64::MAX);
         let first_bucket = first_start.div_euclid(width);
-        let last_occupied = self.running_delta.keys().next_back().map(|end| end - 1);
+        let last_occupied = self.running.last_time().map(|end| end - 1);
         let last_bucket =
             last_occupied.map_or(first_bucket, |t| t.div_euclid(width).max(first_bucket));
         let bucket_count = usize::try_from(last_bucket - first_bucket + 1).unwrap_or(0);
         let mut maxima = vec![0u64; bucket_count];
 
         let (mut running, mut peak, mut peak_at) = (0i64, 0u64, None);
-        let mut changes = self.running_delta.iter().peekable();
-        while let Some((&t, &delta)) = changes.next() {
+        let mut changes = self.running.in_order().peekable();
+        while let Some((t, delta)) = changes.next() {
             running += delta;
             let level = u64::try_from(running).unwrap_or(0);
-            let Some(&(&next, _)) = changes.peek() else {
+            let Some(&(next, _)) = changes.peek() else {
                 break;
             };
             if level == 0 {
@@ -520,14 +504,6 @@ fn merge_groups<K: Ord + Clone>(
 ) {
     for (k, g) in from {
         into.entry(k.clone()).or_default().merge(g);
-    }
-}
-
-fn add_delta(deltas: &mut BTreeMap<i64, i64>, t: i64, d: i64) {
-    let entry = deltas.entry(t).or_default();
-    *entry += d;
-    if *entry == 0 {
-        deltas.remove(&t);
     }
 }
 
@@ -692,9 +668,9 @@ mod tests {
         assert_eq!(agg.avg_duration_by_agent["odd"], 50.0);
         assert_eq!(agg.tokens_by_agent["odd"], 2500);
         let all: MetricsAccumulator = records.iter().collect();
-        assert_eq!(all.all.percentile(50), 50);
-        assert_eq!(all.all.percentile(95), 95);
-        assert_eq!(all.all.percentile(99), 99);
+        assert_eq!(all.all.durations.percentile(50), 50);
+        assert_eq!(all.all.durations.percentile(95), 95);
+        assert_eq!(all.all.durations.percentile(99), 99);
         assert_eq!(agg.agents["even"].p50_duration_ms, 50);
         assert_eq!(agg.agents["even"].max_duration_ms, 100);
     }
