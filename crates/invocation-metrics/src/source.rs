@@ -261,10 +261,9 @@ impl MetricsScan {
                     // on as it is (it reads as one over-long, torn line); skip the rest of the
                     // line here, then report it as one line.
                     None => {
-                        let rest = skip_line(&mut reader)?;
-                        let len = chunk.len() as u64 + rest;
+                        let consumed = chunk.len() as u64 + skip_line(&mut reader)?;
                         let (tx, rx) = mpsc::sync_channel(1);
-                        let _ = tx.send(ChunkResult::overlong(len));
+                        let _ = tx.send(ChunkResult::overlong(consumed));
                         in_flight.push_back(rx);
                         chunk.clear();
                     }
@@ -362,7 +361,7 @@ fn id_hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
-/// Consumes the rest of the current line, newline included; returns its length without it.
+/// Consumes the rest of the current line, newline included; returns the bytes consumed.
 fn skip_line(reader: &mut impl BufRead) -> io::Result<u64> {
     let mut skipped = 0u64;
     loop {
@@ -373,7 +372,7 @@ fn skip_line(reader: &mut impl BufRead) -> io::Result<u64> {
         match memchr::memchr(b'\n', buf) {
             Some(end) => {
                 reader.consume(end + 1);
-                return Ok(skipped + end as u64);
+                return Ok(skipped + end as u64 + 1);
             }
             None => {
                 let n = buf.len();
@@ -428,9 +427,11 @@ impl ChunkResult {
         result
     }
 
-    fn overlong(len: u64) -> Self {
+    /// A line too long for any chunk; `consumed` counts its newline, if it had one.
+    fn overlong(consumed: u64) -> Self {
+        let len = consumed - 1;
         Self {
-            bytes: len,
+            bytes: consumed,
             lines: 1,
             bytes_read: Vec::new(),
             hashes: Vec::new(),
