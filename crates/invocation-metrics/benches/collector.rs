@@ -26,7 +26,14 @@ fn metric(id: u64) -> InvocationMetric {
     m.tokens = 1_000 + id % 9_000;
     m.cost = (id % 1000) as f64 / 10_000.0;
     m.model = Some("model-standard".into());
-    m.tier = Some(if id.is_multiple_of(10) { "premium" } else { "normal" }.into());
+    m.tier = Some(
+        if id.is_multiple_of(10) {
+            "premium"
+        } else {
+            "normal"
+        }
+        .into(),
+    );
     m
 }
 

@@ -8,19 +8,31 @@ use invocation_metrics::{InvocationMetric, InvocationMetricsCollector, parse_lin
 
 #[test]
 fn threads_times_records_gives_exactly_that_many_lines_in_per_thread_order() {
-    const THREADS: u64 = 8;
-    const PER_THREAD: u64 = 5_000;
+    check(8, 5_000);
+}
+
+/// The full-size run from docs/RELIABILITY.md:
+/// `cargo test --release -p invocation-metrics --test concurrent_record -- --ignored`.
+#[test]
+#[ignore = "1.6 M records; run in release"]
+fn sixteen_threads_times_100_000_records() {
+    check(16, 100_000);
+}
+
+fn check(threads: u64, per_thread: u64) {
     let dir = tempfile::tempdir().unwrap();
     let collector = Arc::new(InvocationMetricsCollector::open(dir.path()).unwrap());
-    let handles: Vec<_> = (0..THREADS)
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
             let collector = Arc::clone(&collector);
             std::thread::spawn(move || {
-                for i in 0..PER_THREAD {
+                let mut rng = fastrand::Rng::with_seed(t);
+                for i in 0..per_thread {
                     collector
                         .record(common::metric(format!("t{t}-{i}"), i))
                         .unwrap();
-                    if i % 1000 == 999 {
+                    // Random flushes, about one in 500 records.
+                    if rng.u32(..500) == 0 {
                         collector.flush().unwrap();
                     }
                 }
@@ -33,12 +45,12 @@ fn threads_times_records_gives_exactly_that_many_lines_in_per_thread_order() {
     collector.flush().unwrap();
 
     let lines = common::lines(collector.path());
-    assert_eq!(lines.len() as u64, THREADS * PER_THREAD);
+    assert_eq!(lines.len() as u64, threads * per_thread);
     let from_file: Vec<InvocationMetric> = lines
         .iter()
         .map(|l| parse_line(l.as_bytes()).unwrap())
         .collect();
-    let mut next = vec![0u64; THREADS as usize];
+    let mut next = vec![0u64; threads as usize];
     for m in &from_file {
         let (t, i) = m.invocation_id[1..].split_once('-').unwrap();
         let (t, i): (usize, u64) = (t.parse().unwrap(), i.parse().unwrap());
@@ -50,6 +62,6 @@ fn threads_times_records_gives_exactly_that_many_lines_in_per_thread_order() {
         from_file,
         "memory order equals file order"
     );
-    assert_eq!(collector.get_count() as u64, THREADS * PER_THREAD);
+    assert_eq!(collector.get_count() as u64, threads * per_thread);
     Arc::try_unwrap(collector).unwrap().close().unwrap();
 }

@@ -10,7 +10,11 @@ use invocation_metrics::{AggregateOptions, MetricsAccumulator, MetricsScan, Reco
 fn generated_file() -> Vec<u8> {
     let mut file = Vec::new();
     for i in 0..40_000u64 {
-        file.extend(common::metric(format!("r{}", i % 39_000), i).to_json_line().bytes());
+        file.extend(
+            common::metric(format!("r{}", i % 39_000), i)
+                .to_json_line()
+                .bytes(),
+        );
         file.push(b'\n');
         match i {
             7 => file.extend(b"{\"broken\": \n"),
@@ -39,7 +43,9 @@ fn parallel_read_equals_sequential_read() {
     ] {
         let mut sequential = MetricsScan::new(filter.clone());
         let mut expected = MetricsAccumulator::new();
-        sequential.read("file", &file[..], |m| expected.add(&m)).unwrap();
+        sequential
+            .read("file", &file[..], |m| expected.add(&m))
+            .unwrap();
 
         let mut parallel = MetricsScan::new(filter);
         let mut actual = MetricsAccumulator::new();
