@@ -75,11 +75,18 @@ fn scan_with(
 /// Prints one line per damaged input on stderr.
 pub fn report_damage(report: &ScanReport) {
     for input in &report.inputs {
-        if let Some(first) = input.problems.first() {
+        let (torn, damaged): (Vec<_>, Vec<_>) = input.problems.iter().partition(|p| p.torn_tail);
+        if let Some(first) = damaged.first() {
             eprintln!(
                 "warning: {}: skipped {} damaged line(s), first at {first} (run `invmetrics check` for all)",
                 input.name,
-                input.problems.len(),
+                damaged.len(),
+            );
+        }
+        if let Some(tail) = torn.first() {
+            eprintln!(
+                "note: {}: ignored the incomplete last line {} (a torn write, or a writer still appending)",
+                input.name, tail.line
             );
         }
     }
