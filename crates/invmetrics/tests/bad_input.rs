@@ -9,7 +9,7 @@ use common::run;
 fn assert_one_line_error(stderr: &str, needle: &str) {
     let lines: Vec<&str> = stderr
         .lines()
-        .filter(|l| !l.starts_with("warning:"))
+        .filter(|l| !l.starts_with("warning:") && !l.starts_with("note:"))
         .collect();
     assert_eq!(lines.len(), 1, "one line expected: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
