@@ -307,8 +307,9 @@ impl InvocationMetricsCollector {
     fn stop_writer(&mut self, deadline: Option<Instant>) -> Result<()> {
         let result = self.journal.shut_down(deadline);
         if let Some(writer) = self.writer.take() {
-            // Only join a writer that has finished; one stuck past the deadline is left.
-            if writer.is_finished() || deadline.is_none() {
+            // A writer that left its loop exits at once: join it, so nothing outlives the
+            // collector. Only one stuck past the deadline (a hung disk) is left behind.
+            if self.journal.writer_stopped() || deadline.is_none() {
                 let _ = writer.join();
             }
         }

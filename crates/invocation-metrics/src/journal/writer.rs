@@ -183,6 +183,11 @@ impl Journal {
         }
     }
 
+    /// Whether the writer thread has left its loop (it is about to exit).
+    pub fn writer_stopped(&self) -> bool {
+        !self.lock().writer_alive
+    }
+
     /// The writer thread's body.
     pub fn run_writer(self: Arc<Self>, mut file: File) {
         let mut last_sync = Instant::now();
