@@ -71,18 +71,7 @@ impl CollectorBuilder {
         let dir = self.dir;
         fs::create_dir_all(&dir).map_err(|e| Error::io("create metrics directory", &dir, e))?;
 
-        let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io("create lock file", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
-        }
+        let lock = lock_directory(&dir)?;
 
         let path = dir.join(METRICS_FILE_NAME);
         let mut file = open_for_append(&path)?;
@@ -110,6 +99,23 @@ impl CollectorBuilder {
             aggregate: Mutex::new((0, MetricsAccumulator::new())),
             tail_repair,
         })
+    }
+}
+
+/// Takes the exclusive advisory lock that makes one writer per metrics directory; it is held
+/// until the returned file is dropped. Fails at once with [`Error::Locked`] if it is taken.
+pub(crate) fn lock_directory(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let lock = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io("create lock file", &lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: lock_path }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", &lock_path, e)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file::{sync_parent_dir, temp_path};
-use crate::collector::{LOCK_FILE_NAME, METRICS_FILE_NAME};
+use crate::collector::{METRICS_FILE_NAME, lock_directory};
 use crate::error::{Error, Result};
 use crate::journal::{for_each_line, is_blank};
 use crate::parse::parse_line;
@@ -59,18 +59,7 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     };
 
     // Hold the directory lock while rewriting, so no collector appends meanwhile.
-    let lock_path = dir.join(LOCK_FILE_NAME);
-    let lock = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| Error::io("create lock file", &lock_path, e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
-    }
+    let lock = lock_directory(&dir)?;
 
     let source = File::open(&path).map_err(|e| Error::io("read", &path, e))?;
     let temp = temp_path(&path);

@@ -240,13 +240,9 @@ impl Journal {
                         requeued.extend_from_slice(&state.queue);
                         state.queue = requeued;
                         state.queued += count;
-                        let shutting_down = state.shutdown;
-                        self.fail(&mut state, e);
-                        if shutting_down {
+                        if self.fail(&mut state, e, &mut retry_at, &mut backoff) {
                             break;
                         }
-                        retry_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                     }
                 }
                 self.progress.notify_all();
@@ -262,13 +258,9 @@ impl Journal {
                         retry_at = None;
                     }
                     Err(e) => {
-                        let shutting_down = state.shutdown;
-                        self.fail(&mut state, e);
-                        if shutting_down {
+                        if self.fail(&mut state, e, &mut retry_at, &mut backoff) {
                             break;
                         }
-                        retry_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                     }
                 }
                 self.progress.notify_all();
@@ -299,7 +291,15 @@ impl Journal {
         self.progress.notify_all();
     }
 
-    fn fail(&self, state: &mut JournalState, e: io::Error) {
+    /// Records a write or sync error and schedules the retry. Returns whether the writer
+    /// should give up instead (it is shutting down).
+    fn fail(
+        &self,
+        state: &mut JournalState,
+        e: io::Error,
+        retry_at: &mut Option<Instant>,
+        backoff: &mut Duration,
+    ) -> bool {
         let pending = state.recorded - state.written;
         tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics; keeping them in memory and retrying");
         self.bus.publish(FleetEvent::WriteFailed {
@@ -309,5 +309,8 @@ impl Journal {
         });
         state.error = Some(Arc::new(e));
         state.error_epoch += 1;
+        *retry_at = Some(Instant::now() + *backoff);
+        *backoff = (*backoff * 2).min(MAX_RETRY_BACKOFF);
+        state.shutdown
     }
 }
