@@ -113,7 +113,11 @@ fn damaged_lines_are_skipped_and_counted_on_stderr() {
     let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(agg["totalInvocations"], 3);
     assert!(
-        stderr.contains("skipped 3 damaged line(s), first at line 2"),
+        stderr.contains("skipped 2 damaged line(s), first at line 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ignored the incomplete last line 6"),
         "{stderr}"
     );
 }
