@@ -1,6 +1,5 @@
 //! `summary`, `check` and `repair`: the terminal views of a metrics file.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -38,37 +37,10 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
 /// Every table of the summary, in reading order.
 pub fn write_tables(out: &mut impl Write, agg: &MetricsAggregate, scan: &ScanReport) -> Result<()> {
     writeln!(out, "{}", totals_table(agg, scan))?;
-    let sections: [(&str, BTreeMap<String, &GroupSummary>); 5] = [
-        (
-            "By agent",
-            agg.agents.iter().map(|(k, g)| (k.clone(), g)).collect(),
-        ),
-        (
-            "By phase",
-            agg.phases
-                .iter()
-                .map(|(k, g)| (format!("{k:>4}"), g))
-                .collect(),
-        ),
-        (
-            "By model",
-            agg.models.iter().map(|(k, g)| (k.clone(), g)).collect(),
-        ),
-        (
-            "By tier",
-            agg.tiers.iter().map(|(k, g)| (k.clone(), g)).collect(),
-        ),
-        (
-            "By error class",
-            agg.error_classes
-                .iter()
-                .map(|(k, g)| (k.clone(), g))
-                .collect(),
-        ),
-    ];
-    for (title, groups) in sections {
-        if !groups.is_empty() {
-            writeln!(out, "\n{title}\n{}", group_table(title, &groups))?;
+    for breakdown in agg.breakdowns() {
+        if !breakdown.groups.is_empty() {
+            let table = group_table(breakdown.dimension, &breakdown.groups);
+            writeln!(out, "\nBy {}\n{table}", breakdown.dimension)?;
         }
     }
     Ok(())
@@ -190,10 +162,9 @@ pub fn group_cells(g: &GroupSummary) -> [String; 10] {
     ]
 }
 
-fn group_table(title: &str, groups: &BTreeMap<String, &GroupSummary>) -> Table {
+fn group_table(dimension: &str, groups: &[(String, &GroupSummary)]) -> Table {
     let mut table = new_table();
-    let key = title.trim_start_matches("By ");
-    let mut header = vec![Cell::new(key)];
+    let mut header = vec![Cell::new(dimension)];
     header.extend(
         GROUP_COLUMNS
             .iter()

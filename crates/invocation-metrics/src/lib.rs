@@ -95,8 +95,8 @@ mod retry;
 mod source;
 
 pub use aggregate::{
-    AggregateOptions, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary, MetricsAccumulator,
-    MetricsAggregate, ParallelismBucket,
+    AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,
+    MetricsAccumulator, MetricsAggregate, ParallelismBucket,
 };
 pub use atomic_file::write_file_atomically;
 pub use bus::{DEFAULT_BUS_CAPACITY, FleetEvent, FleetEventBus, RecvError, Subscription};

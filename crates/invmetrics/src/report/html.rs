@@ -1,10 +1,10 @@
 //! The self-contained HTML report: no scripts, no external requests, every string from the
 //! data escaped (maud escapes what it interpolates; plotters escapes chart text).
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
-use invocation_metrics::{GroupSummary, InvocationMetric, MetricsAggregate, retry_chains};
+use invocation_metrics::{
+    Breakdown, GroupSummary, InvocationMetric, MetricsAggregate, retry_chains,
+};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::charts;
@@ -121,25 +121,24 @@ pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<St
                         p.note { "…and " (count((chains.len() - CHAIN_LIMIT) as u64)) " more." }
                     }
                 }
-                (group_table("Agent", &agg.agents))
-                (group_table("Phase", &agg.phases.iter().map(|(k, g)| (k.to_string(), g.clone())).collect()))
-                (group_table("Model", &agg.models))
-                (group_table("Tier", &agg.tiers))
-                (group_table("Error class", &agg.error_classes))
+                @for breakdown in agg.breakdowns() {
+                    (group_table(&breakdown))
+                }
             } }
         }
     };
     Ok(page.into_string())
 }
 
-fn group_table(key: &str, groups: &BTreeMap<String, GroupSummary>) -> Markup {
+fn group_table(breakdown: &Breakdown<'_>) -> Markup {
+    let key = breakdown.dimension;
     html! {
-        @if !groups.is_empty() {
-            h2 { "By " (key.to_lowercase()) }
+        @if !breakdown.groups.is_empty() {
+            h2 { "By " (key) }
             table {
                 thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
                 tbody {
-                    @for (name, g) in groups {
+                    @for (name, g) in &breakdown.groups {
                         tr { td { (name) } @for c in group_cells(g) { td { (c) } } }
                     }
                 }

@@ -30,33 +30,8 @@ fn write_report(
         writeln!(md, "| {name} | {} |", cell(&value))?;
     }
 
-    let phases: Vec<(String, _)> = agg.phases.iter().map(|(k, g)| (k.to_string(), g)).collect();
-    let sections = [
-        (
-            "agent",
-            agg.agents
-                .iter()
-                .map(|(k, g)| (k.clone(), g))
-                .collect::<Vec<_>>(),
-        ),
-        ("phase", phases),
-        (
-            "model",
-            agg.models.iter().map(|(k, g)| (k.clone(), g)).collect(),
-        ),
-        (
-            "tier",
-            agg.tiers.iter().map(|(k, g)| (k.clone(), g)).collect(),
-        ),
-        (
-            "error class",
-            agg.error_classes
-                .iter()
-                .map(|(k, g)| (k.clone(), g))
-                .collect(),
-        ),
-    ];
-    for (key, groups) in sections {
+    for breakdown in agg.breakdowns() {
+        let (key, groups) = (breakdown.dimension, breakdown.groups);
         if groups.is_empty() {
             continue;
         }

@@ -140,6 +140,47 @@ pub struct MetricsAggregate {
     pub error_classes: BTreeMap<String, GroupSummary>,
 }
 
+impl MetricsAggregate {
+    /// The per-group breakdowns in display order — agent, phase, model, tier, error class —
+    /// each as (group name, summary) rows in key order. Renderers skip empty ones.
+    pub fn breakdowns(&self) -> [Breakdown<'_>; 5] {
+        fn rows<K: ToString>(groups: &BTreeMap<K, GroupSummary>) -> Vec<(String, &GroupSummary)> {
+            groups.iter().map(|(k, g)| (k.to_string(), g)).collect()
+        }
+        [
+            Breakdown {
+                dimension: "agent",
+                groups: rows(&self.agents),
+            },
+            Breakdown {
+                dimension: "phase",
+                groups: rows(&self.phases),
+            },
+            Breakdown {
+                dimension: "model",
+                groups: rows(&self.models),
+            },
+            Breakdown {
+                dimension: "tier",
+                groups: rows(&self.tiers),
+            },
+            Breakdown {
+                dimension: "error class",
+                groups: rows(&self.error_classes),
+            },
+        ]
+    }
+}
+
+/// One breakdown of a [`MetricsAggregate`]: what it groups by, and its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown<'a> {
+    /// What the records are grouped by, in words: "agent", "phase", "error class"…
+    pub dimension: &'static str,
+    /// (group name, its summary), in key order (phases numerically).
+    pub groups: Vec<(String, &'a GroupSummary)>,
+}
+
 /// One time bucket of [`MetricsAggregate::parallelism_over_time`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
