@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -249,7 +250,6 @@ impl InvocationMetricsCollector {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadReport::default()),
             Err(e) => return Err(Error::io("open", path, e)),
         };
-        use std::io::Read;
         let mut report = LoadReport::default();
         let mut found = Vec::new();
         let mut valid = 0usize;

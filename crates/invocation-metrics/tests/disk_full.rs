@@ -1,5 +1,6 @@
-//! Writes that fail (disk full): flush reports the error, nothing in memory is lost, and the
-//! records reach the file once the fault clears.
+//! A disk that stays full (the file is a symlink to /dev/full): flush and close report the
+//! error and nothing in memory is lost. Recovery once space returns is in
+//! `write_fault_recovery.rs` and `tmpfs_disk_full.rs`.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::os::unix::fs::symlink;
 use invocation_metrics::{Error, FleetEvent, InvocationMetricsCollector, METRICS_FILE_NAME};
 
 #[test]
-fn dev_full_fails_the_flush_keeps_memory_and_recovers_when_space_returns() {
+fn dev_full_fails_flush_and_close_and_keeps_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(METRICS_FILE_NAME);
     symlink("/dev/full", &path).unwrap();
