@@ -1,0 +1,53 @@
+//! `summary` and `check` run against a file a collector is appending to, from another
+//! process: they never fail and never report a half-written line as damage.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use invocation_metrics::{InvocationMetric, InvocationMetricsCollector, Timestamp};
+
+#[test]
+fn readers_in_another_process_never_fail_while_a_writer_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Arc::new(InvocationMetricsCollector::open(dir.path()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (collector, stop) = (Arc::clone(&collector), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            // Bursts of appends, bounded, so the readers always catch the file mid-write.
+            while !stop.load(Ordering::Acquire) && i < 60_000 {
+                if i % 200 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                let start = Timestamp::from_unix_ms(1_795_510_800_000 + i as i64).unwrap();
+                let mut m = InvocationMetric::new(format!("live-{i}"), "writer", 1, start);
+                m.duration_ms = 5;
+                collector.record(m).unwrap();
+                i += 1;
+            }
+        })
+    };
+    let path = dir.path().to_str().unwrap().to_owned();
+    let mut last = 0;
+    for _ in 0..15 {
+        let (code, stdout, stderr) = common::run(&["summary", &path, "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            !stderr.contains("damaged"),
+            "a half line was reported as damage: {stderr}"
+        );
+        let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let n = agg["totalInvocations"].as_u64().unwrap();
+        assert!(n >= last, "records went backwards: {n} < {last}");
+        last = n;
+    }
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    collector.flush().unwrap();
+    let (code, stdout, _) = common::run(&["check", &path]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(last > 0);
+}
