@@ -19,7 +19,7 @@ fn readers_in_another_process_never_fail_while_a_writer_appends() {
             let mut i = 0u64;
             // Bursts of appends, bounded, so the readers always catch the file mid-write.
             while !stop.load(Ordering::Acquire) && i < 60_000 {
-                if i % 200 == 0 {
+                if i.is_multiple_of(200) {
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
                 let start = Timestamp::from_unix_ms(1_795_510_800_000 + i as i64).unwrap();
