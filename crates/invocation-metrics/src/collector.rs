@@ -272,13 +272,14 @@ impl InvocationMetricsCollector {
         report.malformed = stats.problems - u64::from(stats.torn_tail);
 
         let mut state = self.journal.lock();
-        let mut known: HashSet<String> = state
-            .records
-            .iter()
-            .map(|m| m.invocation_id.clone())
-            .collect();
-        for metric in found {
-            if known.insert(metric.invocation_id.clone()) {
+        // Borrow the ids rather than copying them: the set is gone before anything is pushed.
+        let keep: Vec<bool> = {
+            let mut known: HashSet<&str> =
+                state.records.iter().map(|m| m.invocation_id.as_str()).collect();
+            found.iter().map(|m| known.insert(m.invocation_id.as_str())).collect()
+        };
+        for (metric, keep) in found.into_iter().zip(keep) {
+            if keep {
                 state.records.push(metric);
                 report.loaded += 1;
             } else {
