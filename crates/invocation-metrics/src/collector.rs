@@ -274,9 +274,15 @@ impl InvocationMetricsCollector {
         let mut state = self.journal.lock();
         // Borrow the ids rather than copying them: the set is gone before anything is pushed.
         let keep: Vec<bool> = {
-            let mut known: HashSet<&str> =
-                state.records.iter().map(|m| m.invocation_id.as_str()).collect();
-            found.iter().map(|m| known.insert(m.invocation_id.as_str())).collect()
+            let mut known: HashSet<&str> = state
+                .records
+                .iter()
+                .map(|m| m.invocation_id.as_str())
+                .collect();
+            found
+                .iter()
+                .map(|m| known.insert(m.invocation_id.as_str()))
+                .collect()
         };
         for (metric, keep) in found.into_iter().zip(keep) {
             if keep {
