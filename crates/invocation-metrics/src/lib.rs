@@ -84,6 +84,7 @@
 mod aggregate;
 mod atomic_file;
 mod bus;
+mod canonical;
 mod checkpoint;
 mod collector;
 mod error;

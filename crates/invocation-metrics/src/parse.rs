@@ -137,6 +137,10 @@ pub fn parse_line_with_dialect(line: &[u8]) -> Result<(InvocationMetric, Dialect
             len: line.len() as u64,
         });
     }
+    if let Some(metric) = crate::canonical::parse_canonical(line) {
+        metric.validate()?;
+        return Ok((metric, Dialect::Native));
+    }
     let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, e))?;
     let dialect = raw.dialect();
     let metric = normalize(raw, dialect)?;
