@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use invocation_metrics::{InvocationMetric, MetricsAggregate, Timestamp};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const WIDTH: u32 = 960;
@@ -18,6 +19,21 @@ pub const TIMELINE_LIMIT: usize = 3000;
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw chart: {e:?}")
+}
+
+/// Draws one chart on a white SVG canvas of `size` and returns the SVG text.
+fn render_svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw(&root)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
 }
 
 /// "HH:MM:SS" (UTC) of a millisecond timestamp.
@@ -65,11 +81,8 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
     let max_x = points.last().map_or(1.0, |p| p.0).max(1.0);
     let max_y = (agg.peak_parallel_invocations as f64 * 1.15).max(1.0);
 
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 280)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
+    render_svg((WIDTH, 280), |root| {
+        let mut chart = ChartBuilder::on(root)
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(44)
@@ -88,9 +101,8 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
         chart
             .draw_series(AreaSeries::new(points, 0.0, ACCENT.mix(0.25)).border_style(ACCENT))
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Horizontal bars, one per named value.
@@ -104,11 +116,8 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
         * 1.1;
     let names: Vec<String> = items.iter().map(|(name, _)| label(name)).collect();
     let height = 50 + 26 * n as u32;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH / 2 - 10, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
+    render_svg((WIDTH / 2 - 10, height), |root| {
+        let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(24)
             .y_label_area_size(150)
@@ -136,9 +145,8 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
                     .data(items.iter().enumerate().map(|(i, (_, v))| (i, *v))),
             )
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// One box per agent: quartiles of its durations, whiskers to the extremes (log scale).
@@ -163,11 +171,8 @@ pub fn durations(records: &[InvocationMetric]) -> Result<String> {
         .min(max)
         / 1.5;
     let height = 60 + 30 * n as u32;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
+    render_svg((WIDTH, height), |root| {
+        let mut chart = ChartBuilder::on(root)
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(150)
@@ -196,9 +201,8 @@ pub fn durations(records: &[InvocationMetric]) -> Result<String> {
                     .style(ACCENT)
             }))
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// A Gantt chart: every invocation a bar on the lane it ran in (lanes packed so bars never
@@ -232,11 +236,8 @@ pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
     let lanes = lane_ends.len().max(1);
     let max_x = bars.iter().map(|b| b.1).fold(1.0, f64::max);
     let height = (80 + 9 * lanes as u32).min(900);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
+    render_svg((WIDTH, height), |root| {
+        let mut chart = ChartBuilder::on(root)
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(44)
@@ -259,7 +260,6 @@ pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
                 Rectangle::new([(*x0, y + 0.12), (*x1, y + 0.88)], color.mix(0.85).filled())
             }))
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
