@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Read};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use invocation_metrics::{
-    InvocationMetric, MetricsAccumulator, MetricsScan, RecordFilter, ScanReport, resolve_inputs,
+    Input, InvocationMetric, MetricsAccumulator, MetricsScan, RecordFilter, ScanReport,
+    resolve_inputs,
 };
 
 use crate::args::InputArgs;
@@ -21,55 +22,64 @@ pub fn scan(
     quiet: bool,
     mut on_record: impl FnMut(InvocationMetric),
 ) -> Result<ScanReport> {
-    scan_with(args, filter, quiet, |scan, name, reader| {
-        scan.read(name, reader, &mut on_record)
-    })
-}
-
-/// Like [`scan`], aggregating into `into` on every core.
-pub fn scan_into(
-    args: &InputArgs,
-    filter: RecordFilter,
-    quiet: bool,
-    into: &mut MetricsAccumulator,
-) -> Result<ScanReport> {
-    scan_with(args, filter, quiet, |scan, name, reader| {
-        scan.read_into(name, reader, into)
-    })
-}
-
-fn scan_with(
-    args: &InputArgs,
-    filter: RecordFilter,
-    quiet: bool,
-    mut read: impl FnMut(&mut MetricsScan, &str, Box<dyn Read + '_>) -> std::io::Result<()>,
-) -> Result<ScanReport> {
     let inputs = resolve_inputs(&args.paths, args.recursive)?;
     let mut scan = MetricsScan::new(filter);
     for input in &inputs {
-        let (reader, size) = input.open()?;
         let name = input.to_string();
-        let show_progress = !quiet
-            && std::io::stderr().is_terminal()
-            && size.is_some_and(|s| s > PROGRESS_THRESHOLD_BYTES);
-        let result = if show_progress {
-            let bar = ProgressBar::new(size.unwrap_or(0)).with_style(
-                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            bar.set_message(name.clone());
-            let result = read(&mut scan, &name, Box::new(bar.wrap_read(reader)));
-            bar.finish_and_clear();
-            result
-        } else {
-            read(&mut scan, &name, reader)
-        };
-        result.with_context(|| format!("cannot read {name}"))?;
+        let reader = open_with_progress(input, quiet)?;
+        scan.read(&name, reader, &mut on_record)
+            .with_context(|| format!("cannot read {name}"))?;
     }
     let report = scan.finish();
     report_damage(&report);
     Ok(report)
+}
+
+/// Like [`scan`], aggregating on every core and in bounded memory.
+pub fn aggregate(
+    args: &InputArgs,
+    filter: RecordFilter,
+    quiet: bool,
+) -> Result<(MetricsAccumulator, ScanReport)> {
+    let inputs = resolve_inputs(&args.paths, args.recursive)?;
+    let mut scan = MetricsScan::new(filter);
+    let accumulator = scan.aggregate_inputs(&inputs, |input| open_with_progress(input, quiet))?;
+    let report = scan.finish();
+    report_damage(&report);
+    Ok((accumulator, report))
+}
+
+/// Opens an input, behind a progress bar when it is big and stderr is a terminal.
+fn open_with_progress(input: &Input, quiet: bool) -> invocation_metrics::Result<Box<dyn Read>> {
+    let (reader, size) = input.open()?;
+    let show_progress = !quiet
+        && std::io::stderr().is_terminal()
+        && size.is_some_and(|s| s > PROGRESS_THRESHOLD_BYTES);
+    if !show_progress {
+        return Ok(reader);
+    }
+    let bar = ProgressBar::new(size.unwrap_or(0)).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(input.to_string());
+    Ok(Box::new(FinishOnDrop(bar.wrap_read(reader))))
+}
+
+/// Clears the progress bar once its input has been read.
+struct FinishOnDrop<R>(indicatif::ProgressBarIter<R>);
+
+impl<R: Read> Read for FinishOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R> Drop for FinishOnDrop<R> {
+    fn drop(&mut self) {
+        self.0.progress.finish_and_clear();
+    }
 }
 
 /// Prints one line per damaged input on stderr.

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use invocation_metrics::{
-    GroupSummary, MetricsAccumulator, MetricsAggregate, MetricsScan, RecordFilter, ScanReport,
-    repair_metrics_file, resolve_inputs,
+    GroupSummary, MetricsAggregate, MetricsScan, RecordFilter, ScanReport, repair_metrics_file,
+    resolve_inputs,
 };
 
 use crate::args::{CheckArgs, RepairArgs, SummaryArgs};
@@ -16,15 +16,11 @@ use crate::input;
 
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let mut accumulator = MetricsAccumulator::new();
-    let report = input::scan_into(
-        &args.input,
-        args.aggregate.filter(),
-        args.json,
-        &mut accumulator,
-    )?;
+    let (accumulator, report) = input::aggregate(&args.input, args.aggregate.filter(), args.json)?;
     input::require_records(&report)?;
-    let aggregate = accumulator.finish(&args.aggregate.options());
+    let aggregate = accumulator
+        .try_finish(&args.aggregate.options())
+        .context("cannot compute the aggregate")?;
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &aggregate)?;
         writeln!(out)?;

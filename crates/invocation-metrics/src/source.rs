@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::aggregate::MetricsAccumulator;
+use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
@@ -185,8 +186,10 @@ impl ScanReport {
 #[derive(Debug, Default)]
 pub struct MetricsScan {
     filter: RecordFilter,
-    seen: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    seen: HashSet<u64, IdentityBuild>,
     report: ScanReport,
+    /// Per-record state kept in memory before spilling; `None`: the default, 16 MB.
+    memory_budget: Option<usize>,
 }
 
 impl MetricsScan {
@@ -196,6 +199,29 @@ impl MetricsScan {
             filter,
             ..Self::default()
         }
+    }
+
+    /// Sets how many bytes of each kind of per-record state
+    /// [`aggregate_inputs`](Self::aggregate_inputs) keeps in memory before spilling it to a
+    /// temporary file (default 16 MB; see [`MetricsAccumulator::spilling`]). Lower means less
+    /// memory and more temporary-file traffic; the result is the same.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    fn spilling_accumulator(&self) -> MetricsAccumulator {
+        self.memory_budget.map_or_else(
+            MetricsAccumulator::spilling,
+            MetricsAccumulator::spilling_within,
+        )
+    }
+
+    fn spilling_log<K: crate::aggregate::log::Key>(&self) -> SortedLog<K> {
+        SortedLog::spilling(
+            self.memory_budget
+                .unwrap_or(crate::aggregate::log::DEFAULT_SPILL_BUDGET_BYTES),
+        )
     }
 
     /// Reads one input to its end.
@@ -229,21 +255,97 @@ impl MetricsScan {
         Ok(())
     }
 
-    /// Reads one input to its end, adding every unique record that passes the filter to
-    /// `into` — the same result as [`read`](Self::read) feeding [`MetricsAccumulator::add`],
-    /// computed on all cores: newline-aligned chunks are parsed and aggregated in parallel,
-    /// while de-duplication stays in file order.
-    pub fn read_into(
+    /// Reads every input to its end and returns the accumulator of every unique record that
+    /// passes the filter — the same result as [`read`](Self::read) feeding
+    /// [`MetricsAccumulator::add`], computed on all cores and in bounded memory. `open` opens an input for reading (the
+    /// place to wrap it in a progress bar); it may be called twice per input, see below.
+    ///
+    /// Newline-aligned chunks are parsed and aggregated in parallel and merged in file order
+    /// into a [`MetricsAccumulator::spilling`] accumulator. De-duplication is deferred so that
+    /// it needs no table of every id in memory: each record's id hash and position go to a
+    /// sorted log (spilled like the accumulator's state), and after the last input the log
+    /// says which records repeat an earlier id. Usually none do, and the one pass is the
+    /// answer. If some do, the files are read a second time — only as far as the first pass
+    /// read them, so a writer still appending changes nothing — leaving those records out.
+    /// Standard input cannot be read twice: with `-` among the inputs, ids are remembered in
+    /// memory instead (8 bytes per record) and duplicates are left out as they are met.
+    ///
+    /// ```
+    /// use invocation_metrics::{Input, MetricsScan, RecordFilter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let line = r#"{"invocationId":"a","agent":"x","phase":1,"durationMs":1,"tokens":1,"cost":0,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
+    /// let path = dir.path().join("shard.jsonl");
+    /// std::fs::write(&path, format!("{line}\n{line}\nnot json\n"))?;
+    ///
+    /// let mut scan = MetricsScan::new(RecordFilter::default());
+    /// let total = scan.aggregate_inputs(&[Input::File(path)], |input| Ok(input.open()?.0))?;
+    /// let report = scan.finish();
+    /// assert_eq!((total.count(), report.duplicates, report.problem_count()), (1, 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn aggregate_inputs(
         &mut self,
-        name: &str,
-        reader: impl Read,
+        inputs: &[Input],
+        mut open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
+    ) -> Result<MetricsAccumulator> {
+        let mut first = self.spilling_accumulator();
+        let mut dedup = if inputs.contains(&Input::Stdin) {
+            Dedup::InMemory
+        } else {
+            Dedup::Deferred {
+                ids: self.spilling_log(),
+                next_index: 0,
+            }
+        };
+        let mut read_bytes = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let report = self.read_chunks(input, open(input)?, &mut dedup, &mut first)?;
+            read_bytes.push(report.bytes);
+            self.report.inputs.push(report);
+        }
+        let Dedup::Deferred { ids, .. } = dedup else {
+            return Ok(first);
+        };
+        let skip = repeated_positions(&ids, self.spilling_log());
+        if let Some(error) = ids.read_error().or_else(|| skip.read_error()) {
+            return Err(Error::io("read", "the spill file", io::Error::other(error)));
+        }
+        if skip.len() == 0 {
+            return Ok(first);
+        }
+        // Second pass, leaving out the repeats. Counts of records and damaged lines are the
+        // first pass's; only what depends on the repeats is counted again.
+        drop(first);
+        let mut second = self.spilling_accumulator();
+        let mut dedup = Dedup::Skip {
+            positions: (Box::new(skip.iter_sorted()) as Box<dyn Iterator<Item = u64>>).peekable(),
+            next_index: 0,
+        };
+        (self.report.kept, self.report.filtered_out) = (0, 0);
+        for (input, bytes) in inputs.iter().zip(read_bytes) {
+            let reader = open(input)?.take(bytes);
+            self.read_chunks(input, Box::new(reader), &mut dedup, &mut second)?;
+        }
+        Ok(second)
+    }
+
+    /// Reads one input in newline-aligned chunks parsed on the rayon pool, folding each
+    /// chunk's result into `into` in file order.
+    fn read_chunks(
+        &mut self,
+        input: &Input,
+        reader: Box<dyn Read + '_>,
+        dedup: &mut Dedup<'_>,
         into: &mut MetricsAccumulator,
-    ) -> io::Result<()> {
+    ) -> Result<InputReport> {
+        let name = input.to_string();
         let mut reader = BufReader::with_capacity(1 << 16, reader);
-        let mut input = InputReport {
-            name: name.to_owned(),
+        let mut report = InputReport {
+            name: name.clone(),
             ..InputReport::default()
         };
+        let read_error = |e| Error::io("read", name.clone(), e);
         let filter = Arc::new(self.filter.clone());
         let mut in_flight: VecDeque<mpsc::Receiver<ChunkResult>> = VecDeque::new();
         let mut lines_before = 0u64;
@@ -253,7 +355,11 @@ impl MetricsScan {
             let mut chunk = std::mem::take(&mut carry);
             chunk.reserve_exact(CHUNK_BYTES.saturating_sub(chunk.len()));
             let wanted = (CHUNK_BYTES.saturating_sub(chunk.len())) as u64;
-            let eof = (&mut reader).take(wanted).read_to_end(&mut chunk)? < wanted as usize;
+            let eof = (&mut reader)
+                .take(wanted)
+                .read_to_end(&mut chunk)
+                .map_err(read_error)?
+                < wanted as usize;
             if !eof {
                 match memchr::memrchr(b'\n', &chunk) {
                     Some(end) => carry = chunk[end + 1..].to_vec(),
@@ -261,7 +367,8 @@ impl MetricsScan {
                     // on as it is (it reads as one over-long, torn line); skip the rest of the
                     // line here, then report it as one line.
                     None => {
-                        let consumed = chunk.len() as u64 + skip_line(&mut reader)?;
+                        let consumed =
+                            chunk.len() as u64 + skip_line(&mut reader).map_err(read_error)?;
                         let (tx, rx) = mpsc::sync_channel(1);
                         let _ = tx.send(ChunkResult::overlong(consumed));
                         in_flight.push_back(rx);
@@ -286,15 +393,14 @@ impl MetricsScan {
                 };
                 let result = rx
                     .recv()
-                    .map_err(|_| io::Error::other("a parser thread panicked"))?;
-                self.absorb(result, &mut lines_before, &mut input, into);
+                    .map_err(|_| read_error(io::Error::other("a parser thread panicked")))?;
+                self.absorb(result, &mut lines_before, &mut report, dedup, into);
             }
             if eof {
                 break;
             }
         }
-        self.report.inputs.push(input);
-        Ok(())
+        Ok(report)
     }
 
     /// Folds one chunk's result in, in file order.
@@ -303,6 +409,7 @@ impl MetricsScan {
         chunk: ChunkResult,
         lines_before: &mut u64,
         input: &mut InputReport,
+        dedup: &mut Dedup<'_>,
         into: &mut MetricsAccumulator,
     ) {
         input.records += chunk.hashes.len() as u64;
@@ -314,7 +421,7 @@ impl MetricsScan {
                 p
             }));
         *lines_before += chunk.lines;
-        let duplicates: Vec<bool> = chunk.hashes.iter().map(|h| !self.seen.insert(*h)).collect();
+        let duplicates = dedup.repeats(&chunk.hashes, &mut self.seen);
         let duplicate_count = duplicates.iter().filter(|d| **d).count() as u64;
         self.report.duplicates += duplicate_count;
         if duplicate_count == 0 {
@@ -354,8 +461,67 @@ impl MetricsScan {
     }
 }
 
-/// Bytes handed to a parser thread at a time.
-const CHUNK_BYTES: usize = 8 << 20;
+/// Bytes handed to a parser thread at a time: big enough that a chunk's aggregate is cheap
+/// to merge, small enough that the few in flight cost little memory.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// How [`MetricsScan::aggregate_inputs`] tells repeated ids.
+enum Dedup<'a> {
+    /// Remember every id hash in the scan's set; repeats are known at once.
+    InMemory,
+    /// First pass: log `(id hash, position)` of every valid record; repeats are found later.
+    Deferred {
+        ids: SortedLog<u128>,
+        next_index: u64,
+    },
+    /// Second pass: leave out the records at these positions (ascending).
+    Skip {
+        positions: std::iter::Peekable<Box<dyn Iterator<Item = u64> + 'a>>,
+        next_index: u64,
+    },
+}
+
+impl Dedup<'_> {
+    /// For each of a chunk's records, in file order, whether it repeats an earlier id.
+    fn repeats(&mut self, hashes: &[u64], seen: &mut HashSet<u64, IdentityBuild>) -> Vec<bool> {
+        match self {
+            Self::InMemory => hashes.iter().map(|h| !seen.insert(*h)).collect(),
+            Self::Deferred { ids, next_index } => {
+                for hash in hashes {
+                    ids.push(u128::from(*hash) << 64 | u128::from(*next_index));
+                    *next_index += 1;
+                }
+                vec![false; hashes.len()]
+            }
+            Self::Skip {
+                positions,
+                next_index,
+            } => {
+                let mut repeats = vec![false; hashes.len()];
+                let end = *next_index + hashes.len() as u64;
+                while let Some(at) = positions.next_if(|p| *p < end) {
+                    repeats[(at - *next_index) as usize] = true;
+                }
+                *next_index = end;
+                repeats
+            }
+        }
+    }
+}
+
+/// Positions of the records whose id hash appeared at an earlier position, ascending.
+fn repeated_positions(ids: &SortedLog<u128>, mut repeats: SortedLog<u64>) -> SortedLog<u64> {
+    let mut previous_hash = None;
+    // Sorted by hash, then position: the first of each hash is its first occurrence.
+    for key in ids.iter_sorted() {
+        let (hash, position) = ((key >> 64) as u64, key as u64);
+        if previous_hash == Some(hash) {
+            repeats.push(position);
+        }
+        previous_hash = Some(hash);
+    }
+    repeats
+}
 
 fn id_hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
@@ -445,6 +611,8 @@ impl ChunkResult {
         }
     }
 }
+
+type IdentityBuild = BuildHasherDefault<IdentityHasher>;
 
 /// The set already holds hashes; hashing them again would only cost time.
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use invocation_metrics::{AggregateOptions, MetricsAccumulator, MetricsScan, RecordFilter};
+use invocation_metrics::{AggregateOptions, Input, MetricsAccumulator, MetricsScan, RecordFilter};
 
 fn generated_file() -> Vec<u8> {
     let mut file = Vec::new();
@@ -34,6 +34,9 @@ fn generated_file() -> Vec<u8> {
 #[test]
 fn parallel_read_equals_sequential_read() {
     let file = generated_file();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invocations.jsonl");
+    std::fs::write(&path, &file).unwrap();
     for filter in [
         RecordFilter::default(),
         RecordFilter {
@@ -44,17 +47,27 @@ fn parallel_read_equals_sequential_read() {
         let mut sequential = MetricsScan::new(filter.clone());
         let mut expected = MetricsAccumulator::new();
         sequential
-            .read("file", &file[..], |m| expected.add(&m))
+            .read(&path.display().to_string(), &file[..], |m| expected.add(&m))
             .unwrap();
 
-        let mut parallel = MetricsScan::new(filter);
-        let mut actual = MetricsAccumulator::new();
-        parallel.read_into("file", &file[..], &mut actual).unwrap();
-
         let options = AggregateOptions::default();
-        assert_eq!(actual.finish(&options), expected.finish(&options));
-        let (seq, par) = (sequential.finish(), parallel.finish());
-        assert_eq!(par, seq);
+        let seq = sequential.finish();
+        // The default budget keeps everything in memory here; 4 KB spills every few
+        // thousand records, so both passes merge many runs read back from the disk.
+        for budget in [None, Some(4096)] {
+            let mut parallel = MetricsScan::new(filter.clone());
+            if let Some(bytes) = budget {
+                parallel = parallel.with_memory_budget(bytes);
+            }
+            let actual = parallel
+                .aggregate_inputs(&[Input::File(path.clone())], |input| Ok(input.open()?.0))
+                .unwrap();
+            assert_eq!(
+                actual.try_finish(&options).unwrap(),
+                expected.finish(&options)
+            );
+            assert_eq!(parallel.finish(), seq, "budget {budget:?}");
+        }
         assert_eq!(seq.duplicates, 1000);
         let lines: Vec<u64> = seq.inputs[0].problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [9, 20_003, 40_005]);

@@ -5,16 +5,19 @@
 //! (costs in picodollars), every breakdown in ordered maps, so the result does not depend on
 //! the order records arrived in or on how they were split into chunks or shards.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use serde::{Deserialize, Serialize};
 
 use crate::record::{InvocationMetric, Timestamp};
 
 mod histogram;
+pub(crate) mod log;
 mod running;
 
 use histogram::DurationHistogram;
+use log::SortedLog;
 use running::RunningChanges;
 
 /// The tier that is not an escalation, unless the options say otherwise.
@@ -278,8 +281,12 @@ impl GroupAccumulator {
     }
 }
 
-/// Identifies one attempt of a task: agent, phase, taskId, attempt.
-type AttemptKey = (String, u32, String, u32);
+/// Identifies one attempt of a task — agent, phase, taskId, attempt — by a 64-bit hash, so
+/// the retry bookkeeping costs 8 bytes per retry instead of two strings. Two different
+/// attempts colliding needs a 64-bit hash collision (about one in 10^7 for 10 M retries).
+fn attempt_key(agent: &str, phase: u32, task: &str, attempt: u32) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((agent, phase, task, attempt))
+}
 
 /// Running state from which a [`MetricsAggregate`] is computed.
 ///
@@ -307,10 +314,10 @@ pub struct MetricsAccumulator {
     by_model: BTreeMap<String, GroupAccumulator>,
     by_tier: BTreeMap<String, GroupAccumulator>,
     by_error_class: BTreeMap<String, GroupAccumulator>,
-    /// For each retry that has a taskId: the key of its previous attempt → how many.
-    retries_after: HashMap<AttemptKey, u64>,
+    /// For each retry that has a taskId: the key of its previous attempt.
+    retries_after: SortedLog<u64>,
     /// Attempts that failed with an infrastructure error (`errorClass` set).
-    infra_failed: HashSet<AttemptKey>,
+    infra_failed: SortedLog<u64>,
     /// Change in the number of running invocations at each millisecond.
     running: RunningChanges,
     first_start: Option<i64>,
@@ -320,6 +327,28 @@ impl MetricsAccumulator {
     /// An accumulator with no records.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator for records read in bulk: the state it needs per record (16 bytes
+    /// for each record's start and end, 8 per retry and per infrastructure failure) is kept
+    /// in memory up to about 16 MB per kind and then written in sorted runs to an unlinked
+    /// temporary file, so its memory stays flat however many records are added. Finish it
+    /// with [`try_finish`](Self::try_finish) to see a failure to read that file back.
+    ///
+    /// If no temporary file can be made, the state stays in memory (and a warning is logged).
+    pub fn spilling() -> Self {
+        Self::spilling_within(log::DEFAULT_SPILL_BUDGET_BYTES)
+    }
+
+    /// Like [`spilling`](Self::spilling), keeping about `budget_bytes` of each kind of
+    /// per-record state in memory instead of 16 MB.
+    pub fn spilling_within(budget_bytes: usize) -> Self {
+        Self {
+            retries_after: SortedLog::spilling(budget_bytes),
+            infra_failed: SortedLog::spilling(budget_bytes),
+            running: RunningChanges::spilling(budget_bytes),
+            ..Self::default()
+        }
     }
 
     /// Number of records added so far.
@@ -347,22 +376,18 @@ impl MetricsAccumulator {
 
         if let Some(task) = &m.task_id {
             if m.attempt > 1 {
-                let previous = (m.agent.clone(), m.phase, task.clone(), m.attempt - 1);
-                *self.retries_after.entry(previous).or_default() += 1;
+                let previous = attempt_key(&m.agent, m.phase, task, m.attempt - 1);
+                self.retries_after.push(previous);
             }
             if m.error_class.is_some() {
-                self.infra_failed
-                    .insert((m.agent.clone(), m.phase, task.clone(), m.attempt));
+                let this = attempt_key(&m.agent, m.phase, task, m.attempt);
+                self.infra_failed.push(this);
             }
         }
 
         let start = m.start_ms();
         self.first_start = Some(self.first_start.map_or(start, |f| f.min(start)));
-        let end = m.end_ms();
-        if end > start {
-            self.running.push(start, 1);
-            self.running.push(end, -1);
-        }
+        self.running.add_interval(start, m.end_ms());
     }
 
     /// Adds everything `other` accumulated. Both must cover disjoint sets of records for the
@@ -376,10 +401,8 @@ impl MetricsAccumulator {
         merge_groups(&mut self.by_model, &other.by_model);
         merge_groups(&mut self.by_tier, &other.by_tier);
         merge_groups(&mut self.by_error_class, &other.by_error_class);
-        for (key, n) in &other.retries_after {
-            *self.retries_after.entry(key.clone()).or_default() += n;
-        }
-        self.infra_failed.extend(other.infra_failed.iter().cloned());
+        self.retries_after.extend(other.retries_after.iter_sorted());
+        self.infra_failed.extend(other.infra_failed.iter_sorted());
         self.running.merge(&other.running);
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -387,8 +410,37 @@ impl MetricsAccumulator {
         };
     }
 
+    /// Computes the aggregate of every record added so far, or says why the state a
+    /// [`spilling`](Self::spilling) accumulator wrote out could not be read back.
+    pub fn try_finish(&self, options: &AggregateOptions) -> std::io::Result<MetricsAggregate> {
+        let aggregate = self.compute(options);
+        match self.spill_error() {
+            Some(error) => Err(std::io::Error::other(error)),
+            None => Ok(aggregate),
+        }
+    }
+
+    fn spill_error(&self) -> Option<String> {
+        self.running
+            .read_error()
+            .or_else(|| self.retries_after.read_error())
+            .or_else(|| self.infra_failed.read_error())
+    }
+
     /// Computes the aggregate of every record added so far.
+    ///
+    /// For an accumulator made with [`spilling`](Self::spilling), a failure to read its
+    /// temporary file back is only logged, and the result then misses what could not be
+    /// read: use [`try_finish`](Self::try_finish) there.
     pub fn finish(&self, options: &AggregateOptions) -> MetricsAggregate {
+        let aggregate = self.compute(options);
+        if let Some(error) = self.spill_error() {
+            tracing::error!(%error, "the aggregate misses records it could not read back");
+        }
+        aggregate
+    }
+
+    fn compute(&self, options: &AggregateOptions) -> MetricsAggregate {
         let width = options.bucket_width_ms.max(1);
         let (peak, peak_at, buckets) = self.parallelism(width);
         let summaries =
@@ -407,12 +459,10 @@ impl MetricsAccumulator {
         let pick = |f: fn(&GroupSummary) -> u64| -> BTreeMap<String, u64> {
             agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
         };
-        let infra_retries = self
-            .retries_after
-            .iter()
-            .filter(|(previous, _)| self.infra_failed.contains(*previous))
-            .map(|(_, n)| n)
-            .sum();
+        let infra_retries = count_in(
+            self.retries_after.iter_sorted(),
+            self.infra_failed.iter_sorted(),
+        );
         let escalation_count = self
             .by_tier
             .iter()
@@ -526,6 +576,17 @@ impl<'a> FromIterator<&'a InvocationMetric> for MetricsAccumulator {
         acc.extend(records);
         acc
     }
+}
+
+/// How many of the ascending `keys` also occur in the ascending `set`.
+fn count_in(keys: impl Iterator<Item = u64>, set: impl Iterator<Item = u64>) -> u64 {
+    let mut set = set.peekable();
+    let mut count = 0;
+    for key in keys {
+        while set.next_if(|s| *s < key).is_some() {}
+        count += u64::from(set.peek() == Some(&key));
+    }
+    count
 }
 
 fn group<'m>(

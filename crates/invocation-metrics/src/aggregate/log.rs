@@ -1,0 +1,393 @@
+//! A multiset of fixed-size keys read back in sorted order, for the parts of the aggregate
+//! that need one entry per record (running-count changes, retry keys, id hashes).
+//!
+//! Keys are appended in O(1) and sorted in small batches into runs; runs of similar length
+//! are merged, so reading everything in order is a merge of a few runs. A log made with
+//! [`SortedLog::spilling`] writes its runs to an unlinked temporary file once they pass a
+//! memory budget, so however many records are read the memory it holds stays bounded — the
+//! cost moves to the disk (8 or 16 bytes per key) instead of growing the process.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+/// A key of fixed size that a log can store and write to its spill file.
+pub(crate) trait Key: Copy + Ord + Send + Sync + std::fmt::Debug + 'static {
+    /// Bytes in its encoding.
+    const BYTES: usize;
+    /// Appends its little-endian encoding.
+    fn encode(self, out: &mut Vec<u8>);
+    /// Reads it back from exactly [`BYTES`](Self::BYTES) bytes.
+    fn decode(bytes: &[u8]) -> Self;
+}
+
+macro_rules! impl_key {
+    ($($t:ty),*) => {$(
+        impl Key for $t {
+            const BYTES: usize = std::mem::size_of::<$t>();
+            fn encode(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn decode(bytes: &[u8]) -> Self {
+                let mut raw = [0u8; std::mem::size_of::<$t>()];
+                raw.copy_from_slice(bytes);
+                <$t>::from_le_bytes(raw)
+            }
+        }
+    )*};
+}
+impl_key!(i64, u64, u128);
+
+/// Keys sorted together at a time before they become a run: small enough to sort in cache.
+const BATCH: usize = 1 << 16;
+/// Bytes of keys a spilling log keeps in memory, unless told otherwise, before writing
+/// them out as one run.
+pub(crate) const DEFAULT_SPILL_BUDGET_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SortedLog<K: Key> {
+    /// Not yet sorted; at most [`BATCH`] keys (fewer if the spill budget is smaller).
+    pending: Vec<K>,
+    /// Sorted runs in memory, longest first (each at most half the one before it, except
+    /// the last two for a moment).
+    runs: Vec<Vec<K>>,
+    /// Keys in `runs`.
+    in_runs: usize,
+    /// Sorted runs written out, with where to read them.
+    spilled: Vec<DiskRun>,
+    /// Where runs are written; created at the first spill.
+    spill: Option<Arc<SpillFile>>,
+    /// Keys in memory that make a spill; `usize::MAX` never spills.
+    spill_at: usize,
+    len: u64,
+}
+
+impl<K: Key> Default for SortedLog<K> {
+    fn default() -> Self {
+        Self {
+            pending: Vec::new(),
+            runs: Vec::new(),
+            in_runs: 0,
+            spilled: Vec::new(),
+            spill: None,
+            spill_at: usize::MAX,
+            len: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DiskRun {
+    offset: u64,
+    keys: u64,
+}
+
+/// An unlinked temporary file that runs are appended to.
+#[derive(Debug)]
+struct SpillFile {
+    file: File,
+    /// Bytes written so far: the next run's offset.
+    end: Mutex<u64>,
+    /// The first failed read, reported by [`SortedLog::read_error`].
+    read_error: Mutex<Option<String>>,
+}
+
+impl<K: Key> SortedLog<K> {
+    /// A log that keeps about `budget_bytes` of keys in memory and writes the rest to a
+    /// temporary file.
+    pub fn spilling(budget_bytes: usize) -> Self {
+        Self {
+            spill_at: (budget_bytes / K::BYTES).max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Keys added so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn push(&mut self, key: K) {
+        self.pending.push(key);
+        self.len += 1;
+        if self.pending.len() >= BATCH.min(self.spill_at) {
+            self.seal_pending();
+        }
+    }
+
+    pub fn extend(&mut self, keys: impl IntoIterator<Item = K>) {
+        for key in keys {
+            self.push(key);
+        }
+    }
+
+    /// Sorts the pending keys into a run, merging runs of similar length so there are
+    /// O(log n) of them, and spills when memory passes the budget.
+    fn seal_pending(&mut self) {
+        let mut run = std::mem::take(&mut self.pending);
+        run.sort_unstable();
+        self.in_runs += run.len();
+        self.runs.push(run);
+        while let [.., longer, shorter] = &self.runs[..] {
+            if longer.len() > 2 * shorter.len() {
+                break;
+            }
+            let (Some(shorter), Some(longer)) = (self.runs.pop(), self.runs.pop()) else {
+                break;
+            };
+            let mut merged = Vec::with_capacity(longer.len() + shorter.len());
+            merged.extend(merge_two(longer.into_iter(), shorter.into_iter()));
+            self.runs.push(merged);
+        }
+        if self.in_runs >= self.spill_at {
+            self.spill_runs();
+        }
+    }
+
+    /// Writes every in-memory run out as one merged run. If the file cannot be made or
+    /// written, the keys stay in memory and the log stops trying: slower to grow, never lost.
+    fn spill_runs(&mut self) {
+        let keys = self.in_runs as u64;
+        let mut bytes = Vec::with_capacity(self.in_runs * K::BYTES);
+        let runs: Vec<Box<dyn Iterator<Item = K> + '_>> = self
+            .runs
+            .iter()
+            .map(|r| Box::new(r.iter().copied()) as Box<dyn Iterator<Item = K>>)
+            .collect();
+        for key in merge_all(runs) {
+            key.encode(&mut bytes);
+        }
+        match self.write_run(&bytes) {
+            Ok(offset) => {
+                self.spilled.push(DiskRun { offset, keys });
+                self.runs.clear();
+                self.in_runs = 0;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot spill aggregate state to a temporary file; keeping it in memory");
+                self.spill_at = usize::MAX;
+            }
+        }
+    }
+
+    fn write_run(&mut self, bytes: &[u8]) -> io::Result<u64> {
+        let spill = match &self.spill {
+            Some(spill) => Arc::clone(spill),
+            None => {
+                let spill = Arc::new(SpillFile {
+                    file: tempfile::tempfile()?,
+                    end: Mutex::new(0),
+                    read_error: Mutex::new(None),
+                });
+                self.spill = Some(Arc::clone(&spill));
+                spill
+            }
+        };
+        // Clones of this log share the file; each run gets its own range of it.
+        let mut end = spill.end.lock().unwrap_or_else(|e| e.into_inner());
+        let offset = *end;
+        spill.file.write_all_at(bytes, offset)?;
+        *end += bytes.len() as u64;
+        Ok(offset)
+    }
+
+    /// Every key in ascending order. A spill-file read that fails ends its run early; the
+    /// error is then reported by [`read_error`](Self::read_error).
+    pub fn iter_sorted(&self) -> impl Iterator<Item = K> + '_ {
+        let mut pending = self.pending.clone();
+        pending.sort_unstable();
+        let mut sources: Vec<Box<dyn Iterator<Item = K> + '_>> = Vec::new();
+        if let Some(spill) = &self.spill {
+            for run in &self.spilled {
+                sources.push(Box::new(RunReader::<K>::new(spill, *run)));
+            }
+        }
+        for run in &self.runs {
+            sources.push(Box::new(run.iter().copied()));
+        }
+        sources.push(Box::new(pending.into_iter()));
+        merge_all(sources)
+    }
+
+    /// Why reading the spill file back failed, if it did.
+    pub fn read_error(&self) -> Option<String> {
+        let spill = self.spill.as_ref()?;
+        spill
+            .read_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl<K: Key> PartialEq for SortedLog<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter_sorted().eq(other.iter_sorted())
+    }
+}
+
+/// Reads one spilled run back, a block at a time.
+struct RunReader<'a, K> {
+    spill: &'a SpillFile,
+    next_offset: u64,
+    keys_left: u64,
+    block: std::vec::IntoIter<K>,
+    bytes: Vec<u8>,
+}
+
+impl<'a, K: Key> RunReader<'a, K> {
+    /// Keys decoded per read.
+    const BLOCK_KEYS: u64 = 8192;
+
+    fn new(spill: &'a SpillFile, run: DiskRun) -> Self {
+        Self {
+            spill,
+            next_offset: run.offset,
+            keys_left: run.keys,
+            block: Vec::new().into_iter(),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        let keys = self.keys_left.min(Self::BLOCK_KEYS);
+        let len = keys as usize * K::BYTES;
+        self.bytes.resize(len, 0);
+        self.spill
+            .file
+            .read_exact_at(&mut self.bytes, self.next_offset)?;
+        self.next_offset += len as u64;
+        self.keys_left -= keys;
+        let block: Vec<K> = self.bytes.chunks_exact(K::BYTES).map(K::decode).collect();
+        self.block = block.into_iter();
+        Ok(())
+    }
+}
+
+impl<K: Key> Iterator for RunReader<'_, K> {
+    type Item = K;
+
+    fn next(&mut self) -> Option<K> {
+        if let Some(key) = self.block.next() {
+            return Some(key);
+        }
+        if self.keys_left == 0 {
+            return None;
+        }
+        if let Err(error) = self.refill() {
+            let mut first = self
+                .spill
+                .read_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| format!("cannot read back the spill file: {error}"));
+            self.keys_left = 0;
+            return None;
+        }
+        self.block.next()
+    }
+}
+
+/// Merges two ascending sequences into one.
+fn merge_two<K: Key>(
+    a: impl Iterator<Item = K>,
+    b: impl Iterator<Item = K>,
+) -> impl Iterator<Item = K> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// Merges any number of ascending sequences into one.
+fn merge_all<'a, K: Key>(
+    mut sources: Vec<Box<dyn Iterator<Item = K> + 'a>>,
+) -> Box<dyn Iterator<Item = K> + 'a> {
+    match sources.len() {
+        0 => Box::new(std::iter::empty()),
+        1 => sources
+            .pop()
+            .unwrap_or_else(|| Box::new(std::iter::empty())),
+        2 => {
+            let (Some(b), Some(a)) = (sources.pop(), sources.pop()) else {
+                return Box::new(std::iter::empty());
+            };
+            Box::new(merge_two(a, b))
+        }
+        _ => {
+            let mut heads: BinaryHeap<Reverse<(K, usize)>> = sources
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, s)| s.next().map(|k| Reverse((k, i))))
+                .collect();
+            Box::new(std::iter::from_fn(move || {
+                let Reverse((key, i)) = heads.pop()?;
+                if let Some(next) = sources[i].next() {
+                    heads.push(Reverse((next, i)));
+                }
+                Some(key)
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shuffled(n: u64, seed: u64) -> Vec<u64> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n).map(|_| rng.u64(0..n / 2 + 1)).collect()
+    }
+
+    #[test]
+    fn reads_back_sorted_across_batches_and_merges() {
+        let keys = shuffled(5 * BATCH as u64 + 17, 1);
+        let mut log = SortedLog::default();
+        log.extend(keys.iter().copied());
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(log.iter_sorted().collect::<Vec<_>>(), expected);
+        assert_eq!(log.len(), keys.len() as u64);
+        assert!(log.runs.len() <= 3, "runs of similar length are merged");
+    }
+
+    #[test]
+    fn a_spilling_log_writes_runs_out_and_reads_them_back_in_order() {
+        let mut log = SortedLog::<u128>::spilling(DEFAULT_SPILL_BUDGET_BYTES);
+        let n = 3 * log.spill_at as u64 + 1000;
+        let keys: Vec<u128> = shuffled(n, 2).into_iter().map(u128::from).collect();
+        log.extend(keys.iter().copied());
+        assert!(log.spilled.len() >= 3, "{} runs on disk", log.spilled.len());
+        assert!(log.in_runs + log.pending.len() < log.spill_at);
+        let clone = log.clone();
+        let mut expected = keys;
+        expected.sort_unstable();
+        assert!(log.iter_sorted().eq(expected.iter().copied()));
+        assert!(clone == log);
+        assert_eq!(log.read_error(), None);
+    }
+
+    #[test]
+    fn a_tiny_budget_makes_many_runs_that_still_merge_in_order() {
+        let mut log = SortedLog::<u64>::spilling(100);
+        let keys = shuffled(10_000, 3);
+        log.extend(keys.iter().copied());
+        assert!(log.spilled.len() > 500, "{} runs", log.spilled.len());
+        let mut expected = keys;
+        expected.sort_unstable();
+        assert!(log.iter_sorted().eq(expected));
+    }
+
+    #[test]
+    fn empty_logs_are_equal_and_empty() {
+        let log = SortedLog::<i64>::spilling(DEFAULT_SPILL_BUDGET_BYTES);
+        assert_eq!(log.iter_sorted().count(), 0);
+        assert!(log == SortedLog::default());
+    }
+}
