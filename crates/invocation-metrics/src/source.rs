@@ -188,7 +188,7 @@ pub struct MetricsScan {
     filter: RecordFilter,
     seen: HashSet<u64, IdentityBuild>,
     report: ScanReport,
-    /// Per-record state kept in memory before spilling; `None`: the default, 16 MB.
+    /// Per-record state kept in memory before spilling; `None`: the default, 8 MB.
     memory_budget: Option<usize>,
 }
 
@@ -203,7 +203,7 @@ impl MetricsScan {
 
     /// Sets how many bytes of each kind of per-record state
     /// [`aggregate_inputs`](Self::aggregate_inputs) keeps in memory before spilling it to a
-    /// temporary file (default 16 MB; see [`MetricsAccumulator::spilling`]). Lower means less
+    /// temporary file (default 8 MB; see [`MetricsAccumulator::spilling`]). Lower means less
     /// memory and more temporary-file traffic; the result is the same.
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = Some(bytes);
@@ -350,9 +350,15 @@ impl MetricsScan {
         let mut in_flight: VecDeque<mpsc::Receiver<ChunkResult>> = VecDeque::new();
         let mut lines_before = 0u64;
         let mut carry: Vec<u8> = Vec::new();
+        // Chunk buffers come back from the parsers and are filled again: allocating a fresh
+        // one per chunk leaves the allocator's arenas fragmented, which showed as RSS.
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         let in_flight_limit = rayon::current_num_threads() + 1;
         loop {
-            let mut chunk = std::mem::take(&mut carry);
+            let mut chunk = spare.pop().unwrap_or_default();
+            chunk.clear();
+            chunk.extend_from_slice(&carry);
+            carry.clear();
             chunk.reserve_exact(CHUNK_BYTES.saturating_sub(chunk.len()));
             let wanted = (CHUNK_BYTES.saturating_sub(chunk.len())) as u64;
             let eof = (&mut reader)
@@ -362,7 +368,7 @@ impl MetricsScan {
                 < wanted as usize;
             if !eof {
                 match memchr::memrchr(b'\n', &chunk) {
-                    Some(end) => carry = chunk[end + 1..].to_vec(),
+                    Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
                     // A line longer than a whole chunk: far past the line limit. Send the chunk
                     // on as it is (it reads as one over-long, torn line); skip the rest of the
                     // line here, then report it as one line.
@@ -394,7 +400,8 @@ impl MetricsScan {
                 let result = rx
                     .recv()
                     .map_err(|_| read_error(io::Error::other("a parser thread panicked")))?;
-                self.absorb(result, &mut lines_before, &mut report, dedup, into);
+                let buffer = self.absorb(result, &mut lines_before, &mut report, dedup, into);
+                spare.push(buffer);
             }
             if eof {
                 break;
@@ -403,7 +410,7 @@ impl MetricsScan {
         Ok(report)
     }
 
-    /// Folds one chunk's result in, in file order.
+    /// Folds one chunk's result in, in file order, and hands back its buffer.
     fn absorb(
         &mut self,
         chunk: ChunkResult,
@@ -411,7 +418,7 @@ impl MetricsScan {
         input: &mut InputReport,
         dedup: &mut Dedup<'_>,
         into: &mut MetricsAccumulator,
-    ) {
+    ) -> Vec<u8> {
         input.records += chunk.hashes.len() as u64;
         input.bytes += chunk.bytes;
         input
@@ -429,7 +436,7 @@ impl MetricsScan {
             into.merge(&chunk.accumulator);
             self.report.kept += chunk.matched;
             self.report.filtered_out += chunk.hashes.len() as u64 - chunk.matched;
-            return;
+            return chunk.bytes_read;
         }
         // Rare: parse the chunk again, leaving the duplicates out.
         let mut index = 0;
@@ -448,6 +455,7 @@ impl MetricsScan {
             },
             |_| {},
         );
+        chunk.bytes_read
     }
 
     /// The counts so far.

@@ -45,14 +45,13 @@ impl_key!(i64, u64, u128);
 const BATCH: usize = 1 << 16;
 /// Bytes of keys a spilling log keeps in memory, unless told otherwise, before writing
 /// them out as one run.
-pub(crate) const DEFAULT_SPILL_BUDGET_BYTES: usize = 16 << 20;
+pub(crate) const DEFAULT_SPILL_BUDGET_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SortedLog<K: Key> {
     /// Not yet sorted; at most [`BATCH`] keys (fewer if the spill budget is smaller).
     pending: Vec<K>,
-    /// Sorted runs in memory, longest first (each at most half the one before it, except
-    /// the last two for a moment).
+    /// Sorted runs in memory.
     runs: Vec<Vec<K>>,
     /// Keys in `runs`.
     in_runs: usize,
@@ -124,13 +123,21 @@ impl<K: Key> SortedLog<K> {
         }
     }
 
-    /// Sorts the pending keys into a run, merging runs of similar length so there are
-    /// O(log n) of them, and spills when memory passes the budget.
+    /// Sorts the pending keys into a run. A log that never spills merges runs of similar
+    /// length, so there are O(log n) of them to merge when it is read; a spilling log leaves
+    /// them (there are at most budget / batch) and merges them straight into the file.
     fn seal_pending(&mut self) {
         let mut run = std::mem::take(&mut self.pending);
         run.sort_unstable();
         self.in_runs += run.len();
         self.runs.push(run);
+        if self.in_runs >= self.spill_at {
+            self.spill_runs();
+            return;
+        }
+        if self.spill_at != usize::MAX {
+            return;
+        }
         while let [.., longer, shorter] = &self.runs[..] {
             if longer.len() > 2 * shorter.len() {
                 break;
@@ -142,27 +149,14 @@ impl<K: Key> SortedLog<K> {
             merged.extend(merge_two(longer.into_iter(), shorter.into_iter()));
             self.runs.push(merged);
         }
-        if self.in_runs >= self.spill_at {
-            self.spill_runs();
-        }
     }
 
     /// Writes every in-memory run out as one merged run. If the file cannot be made or
     /// written, the keys stay in memory and the log stops trying: slower to grow, never lost.
     fn spill_runs(&mut self) {
-        let keys = self.in_runs as u64;
-        let mut bytes = Vec::with_capacity(self.in_runs * K::BYTES);
-        let runs: Vec<Box<dyn Iterator<Item = K> + '_>> = self
-            .runs
-            .iter()
-            .map(|r| Box::new(r.iter().copied()) as Box<dyn Iterator<Item = K>>)
-            .collect();
-        for key in merge_all(runs) {
-            key.encode(&mut bytes);
-        }
-        match self.write_run(&bytes) {
-            Ok(offset) => {
-                self.spilled.push(DiskRun { offset, keys });
+        match self.write_run() {
+            Ok(run) => {
+                self.spilled.push(run);
                 self.runs.clear();
                 self.in_runs = 0;
             }
@@ -173,25 +167,47 @@ impl<K: Key> SortedLog<K> {
         }
     }
 
-    fn write_run(&mut self, bytes: &[u8]) -> io::Result<u64> {
-        let spill = match &self.spill {
-            Some(spill) => Arc::clone(spill),
-            None => {
-                let spill = Arc::new(SpillFile {
-                    file: tempfile::tempfile()?,
-                    end: Mutex::new(0),
-                    read_error: Mutex::new(None),
-                });
-                self.spill = Some(Arc::clone(&spill));
-                spill
-            }
-        };
+    fn spill_file(&mut self) -> io::Result<Arc<SpillFile>> {
+        if let Some(spill) = &self.spill {
+            return Ok(Arc::clone(spill));
+        }
+        let spill = Arc::new(SpillFile {
+            file: tempfile::tempfile()?,
+            end: Mutex::new(0),
+            read_error: Mutex::new(None),
+        });
+        self.spill = Some(Arc::clone(&spill));
+        Ok(spill)
+    }
+
+    /// Merges the in-memory runs into the spill file, a block at a time.
+    fn write_run(&mut self) -> io::Result<DiskRun> {
+        const BLOCK_BYTES: usize = 1 << 20;
+        let spill = self.spill_file()?;
         // Clones of this log share the file; each run gets its own range of it.
         let mut end = spill.end.lock().unwrap_or_else(|e| e.into_inner());
         let offset = *end;
-        spill.file.write_all_at(bytes, offset)?;
-        *end += bytes.len() as u64;
-        Ok(offset)
+        let runs: Vec<Box<dyn Iterator<Item = K> + '_>> = self
+            .runs
+            .iter()
+            .map(|r| Box::new(r.iter().copied()) as Box<dyn Iterator<Item = K>>)
+            .collect();
+        let mut block = Vec::with_capacity(BLOCK_BYTES + K::BYTES);
+        let mut written = offset;
+        for key in merge_all(runs) {
+            key.encode(&mut block);
+            if block.len() >= BLOCK_BYTES {
+                spill.file.write_all_at(&block, written)?;
+                written += block.len() as u64;
+                block.clear();
+            }
+        }
+        spill.file.write_all_at(&block, written)?;
+        *end = written + block.len() as u64;
+        Ok(DiskRun {
+            offset,
+            keys: self.in_runs as u64,
+        })
     }
 
     /// Every key in ascending order. A spill-file read that fails ends its run early; the
@@ -355,6 +371,7 @@ mod tests {
         assert_eq!(log.iter_sorted().collect::<Vec<_>>(), expected);
         assert_eq!(log.len(), keys.len() as u64);
         assert!(log.runs.len() <= 3, "runs of similar length are merged");
+        assert!(log.spilled.is_empty());
     }
 
     #[test]

@@ -331,7 +331,7 @@ impl MetricsAccumulator {
 
     /// An accumulator for records read in bulk: the state it needs per record (16 bytes
     /// for each record's start and end, 8 per retry and per infrastructure failure) is kept
-    /// in memory up to about 16 MB per kind and then written in sorted runs to an unlinked
+    /// in memory up to about 8 MB per kind and then written in sorted runs to an unlinked
     /// temporary file, so its memory stays flat however many records are added. Finish it
     /// with [`try_finish`](Self::try_finish) to see a failure to read that file back.
     ///
@@ -341,7 +341,7 @@ impl MetricsAccumulator {
     }
 
     /// Like [`spilling`](Self::spilling), keeping about `budget_bytes` of each kind of
-    /// per-record state in memory instead of 16 MB.
+    /// per-record state in memory instead of 8 MB.
     pub fn spilling_within(budget_bytes: usize) -> Self {
         Self {
             retries_after: SortedLog::spilling(budget_bytes),
