@@ -31,6 +31,12 @@ fn readers_in_another_process_never_fail_while_a_writer_appends() {
         })
     };
     let path = dir.path().to_str().unwrap().to_owned();
+    // A file with no complete line is refused ("no records"), rightly: start reading once
+    // one is there.
+    let file = dir.path().join("invocations.jsonl");
+    while !std::fs::read(&file).is_ok_and(|bytes| bytes.contains(&b'\n')) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let mut last = 0;
     for _ in 0..15 {
         let (code, stdout, stderr) = common::run(&["summary", &path, "--json"]);
