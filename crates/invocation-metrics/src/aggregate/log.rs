@@ -3,9 +3,10 @@
 //!
 //! Keys are appended in O(1) and sorted in small batches into runs; runs of similar length
 //! are merged, so reading everything in order is a merge of a few runs. A log made with
-//! [`SortedLog::spilling`] writes its runs to an unlinked temporary file once they pass a
-//! memory budget, so however many records are read the memory it holds stays bounded — the
-//! cost moves to the disk (8 or 16 bytes per key) instead of growing the process.
+//! [`SortedLog::spilling`] instead sorts its keys whenever they fill its memory budget and
+//! writes them as one run to an unlinked temporary file, so however many records are read
+//! the memory it holds stays bounded — the cost moves to the disk (8 or 16 bytes per key)
+//! instead of growing the process.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -49,12 +50,11 @@ pub(crate) const DEFAULT_SPILL_BUDGET_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SortedLog<K: Key> {
-    /// Not yet sorted; at most [`BATCH`] keys (fewer if the spill budget is smaller).
+    /// Not yet sorted: at most [`BATCH`] keys in a log that never spills, at most the
+    /// budget in one that does.
     pending: Vec<K>,
-    /// Sorted runs in memory.
+    /// Sorted runs in memory (a log that never spills).
     runs: Vec<Vec<K>>,
-    /// Keys in `runs`.
-    in_runs: usize,
     /// Sorted runs written out, with where to read them.
     spilled: Vec<DiskRun>,
     /// Where runs are written; created at the first spill.
@@ -69,7 +69,6 @@ impl<K: Key> Default for SortedLog<K> {
         Self {
             pending: Vec::new(),
             runs: Vec::new(),
-            in_runs: 0,
             spilled: Vec::new(),
             spill: None,
             spill_at: usize::MAX,
@@ -112,7 +111,9 @@ impl<K: Key> SortedLog<K> {
     pub fn push(&mut self, key: K) {
         self.pending.push(key);
         self.len += 1;
-        if self.pending.len() >= BATCH.min(self.spill_at) {
+        if self.pending.len() >= self.spill_at {
+            self.spill_pending();
+        } else if self.spill_at == usize::MAX && self.pending.len() >= BATCH {
             self.seal_pending();
         }
     }
@@ -123,21 +124,12 @@ impl<K: Key> SortedLog<K> {
         }
     }
 
-    /// Sorts the pending keys into a run. A log that never spills merges runs of similar
-    /// length, so there are O(log n) of them to merge when it is read; a spilling log leaves
-    /// them (there are at most budget / batch) and merges them straight into the file.
+    /// Sorts the pending keys into a run and merges runs of similar length, so there are
+    /// O(log n) of them to merge when the log is read.
     fn seal_pending(&mut self) {
         let mut run = std::mem::take(&mut self.pending);
         run.sort_unstable();
-        self.in_runs += run.len();
         self.runs.push(run);
-        if self.in_runs >= self.spill_at {
-            self.spill_runs();
-            return;
-        }
-        if self.spill_at != usize::MAX {
-            return;
-        }
         while let [.., longer, shorter] = &self.runs[..] {
             if longer.len() > 2 * shorter.len() {
                 break;
@@ -151,18 +143,19 @@ impl<K: Key> SortedLog<K> {
         }
     }
 
-    /// Writes every in-memory run out as one merged run. If the file cannot be made or
+    /// Sorts the pending keys and writes them out as one run. If the file cannot be made or
     /// written, the keys stay in memory and the log stops trying: slower to grow, never lost.
-    fn spill_runs(&mut self) {
+    fn spill_pending(&mut self) {
+        self.pending.sort_unstable();
         match self.write_run() {
             Ok(run) => {
                 self.spilled.push(run);
-                self.runs.clear();
-                self.in_runs = 0;
+                self.pending.clear();
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot spill aggregate state to a temporary file; keeping it in memory");
                 self.spill_at = usize::MAX;
+                self.seal_pending();
             }
         }
     }
@@ -180,33 +173,27 @@ impl<K: Key> SortedLog<K> {
         Ok(spill)
     }
 
-    /// Merges the in-memory runs into the spill file, a block at a time.
+    /// Writes the (sorted) pending keys to the spill file, a block at a time.
     fn write_run(&mut self) -> io::Result<DiskRun> {
-        const BLOCK_BYTES: usize = 1 << 20;
+        const BLOCK_KEYS: usize = 1 << 16;
         let spill = self.spill_file()?;
         // Clones of this log share the file; each run gets its own range of it.
         let mut end = spill.end.lock().unwrap_or_else(|e| e.into_inner());
         let offset = *end;
-        let runs: Vec<Box<dyn Iterator<Item = K> + '_>> = self
-            .runs
-            .iter()
-            .map(|r| Box::new(r.iter().copied()) as Box<dyn Iterator<Item = K>>)
-            .collect();
-        let mut block = Vec::with_capacity(BLOCK_BYTES + K::BYTES);
+        let mut block = Vec::with_capacity(BLOCK_KEYS * K::BYTES);
         let mut written = offset;
-        for key in merge_all(runs) {
-            key.encode(&mut block);
-            if block.len() >= BLOCK_BYTES {
-                spill.file.write_all_at(&block, written)?;
-                written += block.len() as u64;
-                block.clear();
+        for keys in self.pending.chunks(BLOCK_KEYS) {
+            block.clear();
+            for key in keys {
+                key.encode(&mut block);
             }
+            spill.file.write_all_at(&block, written)?;
+            written += block.len() as u64;
         }
-        spill.file.write_all_at(&block, written)?;
-        *end = written + block.len() as u64;
+        *end = written;
         Ok(DiskRun {
             offset,
-            keys: self.in_runs as u64,
+            keys: self.pending.len() as u64,
         })
     }
 
@@ -381,7 +368,7 @@ mod tests {
         let keys: Vec<u128> = shuffled(n, 2).into_iter().map(u128::from).collect();
         log.extend(keys.iter().copied());
         assert!(log.spilled.len() >= 3, "{} runs on disk", log.spilled.len());
-        assert!(log.in_runs + log.pending.len() < log.spill_at);
+        assert!(log.pending.len() < log.spill_at && log.runs.is_empty());
         let clone = log.clone();
         let mut expected = keys;
         expected.sort_unstable();
