@@ -5,72 +5,83 @@
 //! same record for every line this accepts (a property test and the fuzz target hold it to
 //! that) and the error messages for the rest.
 
-use crate::record::{InvocationMetric, Timestamp};
+use crate::record::InvocationMetric;
+
+/// Reads a line in the writer's exact layout into `into`, reusing its string buffers, so
+/// reading many lines allocates nothing; `None` when it is not such a line, in which case
+/// `into` holds a mix of old and new fields and must not be used.
+pub(crate) fn parse_canonical_into(line: &[u8], into: &mut InvocationMetric) -> Option<()> {
+    // One UTF-8 check for the whole line; strings are then sliced out of it at quotes, which
+    // are always character boundaries.
+    let line = std::str::from_utf8(line).ok()?;
+    let mut r = Reader {
+        line: line.as_bytes(),
+        text: line,
+        at: 0,
+    };
+    r.literal(b"{\"invocationId\":")?;
+    set(&mut into.invocation_id, r.string()?);
+    r.literal(b",\"agent\":")?;
+    set(&mut into.agent, r.string()?);
+    r.literal(b",\"phase\":")?;
+    into.phase = u32::try_from(r.unsigned()?).ok()?;
+    set_optional(&mut into.task_id, r.optional_string(b",\"taskId\":")?);
+    r.literal(b",\"durationMs\":")?;
+    into.duration_ms = r.unsigned()?;
+    r.literal(b",\"tokens\":")?;
+    into.tokens = r.unsigned()?;
+    into.input_tokens = r.optional_unsigned(b",\"inputTokens\":")?;
+    into.output_tokens = r.optional_unsigned(b",\"outputTokens\":")?;
+    into.cached_tokens = r.optional_unsigned(b",\"cachedTokens\":")?;
+    r.literal(b",\"cost\":")?;
+    into.cost = r.float()?;
+    r.literal(b",\"exitCode\":")?;
+    into.exit_code = r.signed()?;
+    r.literal(b",\"success\":")?;
+    into.success = r.boolean()?;
+    r.literal(b",\"attempt\":")?;
+    into.attempt = u32::try_from(r.unsigned()?).ok()?;
+    r.literal(b",\"outputParsed\":")?;
+    into.output_parsed = r.boolean()?;
+    set_optional(&mut into.model, r.optional_string(b",\"model\":")?);
+    set_optional(&mut into.tier, r.optional_string(b",\"tier\":")?);
+    r.literal(b",\"timestamp\":")?;
+    into.timestamp = r.string()?.parse().ok()?;
+    set_optional(
+        &mut into.error_class,
+        r.optional_string(b",\"errorClass\":")?,
+    );
+    r.literal(b"}")?;
+    (r.at == line.len()).then_some(())
+}
 
 /// Reads a line in the writer's exact layout; `None` when it is not one.
-pub(crate) fn parse_canonical(line: &[u8]) -> Option<InvocationMetric> {
-    let mut r = Reader { line, at: 0 };
-    r.literal(b"{\"invocationId\":")?;
-    let invocation_id = r.string()?;
-    r.literal(b",\"agent\":")?;
-    let agent = r.string()?;
-    r.literal(b",\"phase\":")?;
-    let phase = u32::try_from(r.unsigned()?).ok()?;
-    let task_id = r.optional_string(b",\"taskId\":")?;
-    r.literal(b",\"durationMs\":")?;
-    let duration_ms = r.unsigned()?;
-    r.literal(b",\"tokens\":")?;
-    let tokens = r.unsigned()?;
-    let input_tokens = r.optional_unsigned(b",\"inputTokens\":")?;
-    let output_tokens = r.optional_unsigned(b",\"outputTokens\":")?;
-    let cached_tokens = r.optional_unsigned(b",\"cachedTokens\":")?;
-    r.literal(b",\"cost\":")?;
-    let cost = r.float()?;
-    r.literal(b",\"exitCode\":")?;
-    let exit_code = r.signed()?;
-    r.literal(b",\"success\":")?;
-    let success = r.boolean()?;
-    r.literal(b",\"attempt\":")?;
-    let attempt = u32::try_from(r.unsigned()?).ok()?;
-    r.literal(b",\"outputParsed\":")?;
-    let output_parsed = r.boolean()?;
-    let model = r.optional_string(b",\"model\":")?;
-    let tier = r.optional_string(b",\"tier\":")?;
-    r.literal(b",\"timestamp\":")?;
-    let timestamp: Timestamp = r.string()?.parse().ok()?;
-    let error_class = r.optional_string(b",\"errorClass\":")?;
-    r.literal(b"}")?;
-    if r.at != line.len() {
-        return None;
+#[cfg(test)]
+fn parse_canonical(line: &[u8]) -> Option<InvocationMetric> {
+    let mut m = InvocationMetric::new("", "", 0, crate::Timestamp::UNIX_EPOCH);
+    parse_canonical_into(line, &mut m)?;
+    Some(m)
+}
+
+fn set(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+fn set_optional(field: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(value) => set(field.get_or_insert_with(String::new), value),
+        None => *field = None,
     }
-    Some(InvocationMetric {
-        invocation_id,
-        agent,
-        phase,
-        task_id,
-        duration_ms,
-        tokens,
-        input_tokens,
-        output_tokens,
-        cached_tokens,
-        cost,
-        exit_code,
-        success,
-        attempt,
-        output_parsed,
-        model,
-        tier,
-        timestamp,
-        error_class,
-    })
 }
 
 struct Reader<'a> {
     line: &'a [u8],
+    text: &'a str,
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let end = self.at + expected.len();
         (self.line.get(self.at..end)? == expected).then(|| self.at = end)
@@ -80,22 +91,23 @@ impl Reader<'_> {
         self.line.get(self.at..self.at + expected.len()) == Some(expected)
     }
 
-    /// A string without escapes or control characters, as valid UTF-8.
-    fn string(&mut self) -> Option<String> {
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
         self.literal(b"\"")?;
-        let rest = &self.line[self.at..];
-        let end = memchr::memchr(b'"', rest)?;
-        let bytes = &rest[..end];
-        if bytes.iter().any(|b| *b == b'\\' || *b < 0x20) {
+        let start = self.at;
+        let end = start + memchr::memchr(b'"', &self.line[start..])?;
+        if self.line[start..end]
+            .iter()
+            .any(|b| *b == b'\\' || *b < 0x20)
+        {
             return None;
         }
-        let s = std::str::from_utf8(bytes).ok()?;
-        self.at += end + 1;
-        Some(s.to_owned())
+        self.at = end + 1;
+        self.text.get(start..end)
     }
 
     /// `Some(None)` when the key is absent, `None` when the value is not canonical.
-    fn optional_string(&mut self, key: &[u8]) -> Option<Option<String>> {
+    fn optional_string(&mut self, key: &[u8]) -> Option<Option<&'a str>> {
         if !self.peek_literal(key) {
             return Some(None);
         }
@@ -160,10 +172,7 @@ impl Reader<'_> {
             }
         }
         // Out-of-range numbers parse to infinity here but are an error to serde: decline.
-        let value: f64 = std::str::from_utf8(&self.line[start..self.at])
-            .ok()?
-            .parse()
-            .ok()?;
+        let value: f64 = self.text.get(start..self.at)?.parse().ok()?;
         value.is_finite().then_some(value)
     }
 

@@ -131,21 +131,32 @@ pub fn parse_line(line: &[u8]) -> Result<InvocationMetric, LineError> {
 
 /// Like [`parse_line`], also saying which dialect the line was written in.
 pub fn parse_line_with_dialect(line: &[u8]) -> Result<(InvocationMetric, Dialect), LineError> {
+    let mut metric = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+    let dialect = parse_line_into(line, &mut metric)?;
+    Ok((metric, dialect))
+}
+
+/// Like [`parse_line_with_dialect`], reading into `into` and reusing its string buffers
+/// (for readers of many lines). After an error `into` holds no meaningful record.
+pub(crate) fn parse_line_into(
+    line: &[u8],
+    into: &mut InvocationMetric,
+) -> Result<Dialect, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong {
             len: line.len() as u64,
         });
     }
-    if let Some(metric) = crate::canonical::parse_canonical(line) {
-        metric.validate()?;
-        return Ok((metric, Dialect::Native));
+    if crate::canonical::parse_canonical_into(line, into).is_some() {
+        into.validate()?;
+        return Ok(Dialect::Native);
     }
     let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, e))?;
     let dialect = raw.dialect();
-    let metric = normalize(raw, dialect)?;
-    metric.validate()?;
-    Ok((metric, dialect))
+    *into = normalize(raw, dialect)?;
+    into.validate()?;
+    Ok(dialect)
 }
 
 fn required<T>(value: Option<T>, field: &'static str) -> Result<T, ValidationError> {

@@ -177,6 +177,9 @@ impl InvocationMetric {
 pub struct Timestamp(OffsetDateTime);
 
 impl Timestamp {
+    /// 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Self = Self(OffsetDateTime::UNIX_EPOCH);
+
     /// The current time, in UTC.
     pub fn now() -> Self {
         Self(OffsetDateTime::now_utc())

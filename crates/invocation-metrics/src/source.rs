@@ -14,7 +14,7 @@ use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
-use crate::journal::{LineProblem, read_records};
+use crate::journal::{LineProblem, read_records, visit_records};
 use crate::record::{InvocationMetric, Timestamp};
 
 /// One place records are read from.
@@ -440,13 +440,13 @@ impl MetricsScan {
         }
         // Rare: parse the chunk again, leaving the duplicates out.
         let mut index = 0;
-        let _ = read_records(
+        let _ = visit_records(
             &chunk.bytes_read[..],
             |_, m| {
                 if !duplicates[index] {
-                    if self.filter.matches(&m) {
+                    if self.filter.matches(m) {
                         self.report.kept += 1;
-                        into.add(&m);
+                        into.add(m);
                     } else {
                         self.report.filtered_out += 1;
                     }
@@ -585,12 +585,12 @@ impl ChunkResult {
         };
         let mut problems = Vec::new();
         // Reading a slice cannot fail.
-        let _ = read_records(
+        let _ = visit_records(
             &chunk[..],
             |_, m| {
                 result.hashes.push(id_hash(&m.invocation_id));
-                if filter.matches(&m) {
-                    result.accumulator.add(&m);
+                if filter.matches(m) {
+                    result.accumulator.add(m);
                     result.matched += 1;
                 }
             },

@@ -19,6 +19,7 @@ mod reader;
 mod recovery;
 mod writer;
 
+pub(crate) use reader::visit_records;
 pub use reader::{LineProblem, RawLine, ReadStats, for_each_line, is_blank, read_records};
 pub use recovery::TailRepair;
 pub(crate) use recovery::{open_for_append, repair_tail};

@@ -2,8 +2,8 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use crate::parse::{LineError, MAX_LINE_BYTES, parse_line};
-use crate::record::InvocationMetric;
+use crate::parse::{LineError, MAX_LINE_BYTES, parse_line, parse_line_into};
+use crate::record::{InvocationMetric, Timestamp};
 
 /// A line of a metrics file that is not a valid record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,21 +48,54 @@ pub struct ReadStats {
 pub fn read_records<R: Read>(
     reader: R,
     mut on_record: impl FnMut(u64, InvocationMetric),
+    on_problem: impl FnMut(LineProblem),
+) -> io::Result<ReadStats> {
+    read_lines(
+        reader,
+        |number, bytes| {
+            on_record(number, parse_line(bytes)?);
+            Ok(())
+        },
+        on_problem,
+    )
+}
+
+/// Like [`read_records`], lending each record instead of handing it over: one record's
+/// buffers are reused for every line, so reading allocates nothing per record.
+pub(crate) fn visit_records<R: Read>(
+    reader: R,
+    mut on_record: impl FnMut(u64, &InvocationMetric),
+    on_problem: impl FnMut(LineProblem),
+) -> io::Result<ReadStats> {
+    let mut scratch = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+    read_lines(
+        reader,
+        |number, bytes| {
+            parse_line_into(bytes, &mut scratch)?;
+            on_record(number, &scratch);
+            Ok(())
+        },
+        on_problem,
+    )
+}
+
+/// The line loop both readers share: `on_line` parses a non-blank line and hands the record
+/// on, or says why the line is not one.
+fn read_lines<R: Read>(
+    reader: R,
+    mut on_line: impl FnMut(u64, &[u8]) -> Result<(), LineError>,
     mut on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
     let bytes = for_each_line(reader, |line| {
         stats.lines = line.number;
-        let parsed = match line.bytes {
+        let handled = match line.bytes {
             Ok(bytes) if is_blank(bytes) => return,
-            Ok(bytes) => parse_line(bytes),
+            Ok(bytes) => on_line(line.number, bytes),
             Err(len) => Err(LineError::TooLong { len }),
         };
-        match parsed {
-            Ok(metric) => {
-                stats.records += 1;
-                on_record(line.number, metric);
-            }
+        match handled {
+            Ok(()) => stats.records += 1,
             Err(error) => {
                 stats.problems += 1;
                 stats.torn_tail = !line.terminated;
