@@ -3,6 +3,7 @@
 mod common;
 
 use std::fs;
+use std::io::Write;
 
 use common::run;
 
@@ -73,6 +74,20 @@ fn a_gigabyte_line_without_newline_is_skipped_in_bounded_memory() {
     assert_eq!(code, 0, "{stderr}");
     let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(agg["totalInvocations"], 10);
+    // Unterminated, so it reads as a torn last line, as every reader calls it.
+    assert!(
+        stderr.contains("ignored the incomplete last line 11"),
+        "{stderr}"
+    );
+    // With a newline after it, it is a damaged line in the middle.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"\n")
+        .unwrap();
+    let (code, _, stderr) = run(&["summary", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("skipped 1 damaged line(s), first at line 11"),
         "{stderr}"

@@ -1,20 +1,19 @@
 //! Reading metrics from many places at once — files, metrics directories, directory trees
 //! of shards, standard input — de-duplicated by `invocationId` and filtered.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use crate::aggregate::MetricsAccumulator;
 use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
-use crate::journal::{LineProblem, read_records, visit_records};
+use crate::journal::{Chunk, LineProblem, parse_chunks, read_records, visit_records};
 use crate::record::{InvocationMetric, Timestamp};
 
 /// One place records are read from.
@@ -340,73 +339,18 @@ impl MetricsScan {
         into: &mut MetricsAccumulator,
     ) -> Result<InputReport> {
         let name = input.to_string();
-        let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut report = InputReport {
             name: name.clone(),
             ..InputReport::default()
         };
-        let read_error = |e| Error::io("read", name.clone(), e);
         let filter = Arc::new(self.filter.clone());
-        let mut in_flight: VecDeque<mpsc::Receiver<ChunkResult>> = VecDeque::new();
         let mut lines_before = 0u64;
-        let mut carry: Vec<u8> = Vec::new();
-        // Chunk buffers come back from the parsers and are filled again: allocating a fresh
-        // one per chunk leaves the allocator's arenas fragmented, which showed as RSS.
-        let mut spare: Vec<Vec<u8>> = Vec::new();
-        let in_flight_limit = rayon::current_num_threads() + 1;
-        loop {
-            let mut chunk = spare.pop().unwrap_or_default();
-            chunk.clear();
-            chunk.extend_from_slice(&carry);
-            carry.clear();
-            chunk.reserve_exact(CHUNK_BYTES.saturating_sub(chunk.len()));
-            let wanted = (CHUNK_BYTES.saturating_sub(chunk.len())) as u64;
-            let eof = (&mut reader)
-                .take(wanted)
-                .read_to_end(&mut chunk)
-                .map_err(read_error)?
-                < wanted as usize;
-            if !eof {
-                match memchr::memrchr(b'\n', &chunk) {
-                    Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
-                    // A line longer than a whole chunk: far past the line limit. Send the chunk
-                    // on as it is (it reads as one over-long, torn line); skip the rest of the
-                    // line here, then report it as one line.
-                    None => {
-                        let consumed =
-                            chunk.len() as u64 + skip_line(&mut reader).map_err(read_error)?;
-                        let (tx, rx) = mpsc::sync_channel(1);
-                        let _ = tx.send(ChunkResult::overlong(consumed));
-                        in_flight.push_back(rx);
-                        chunk.clear();
-                    }
-                }
-            }
-            if let Some(end) = (!eof).then(|| chunk.len() - carry.len()) {
-                chunk.truncate(end);
-            }
-            if !chunk.is_empty() {
-                let (tx, rx) = mpsc::sync_channel(1);
-                let filter = Arc::clone(&filter);
-                rayon::spawn(move || {
-                    let _ = tx.send(ChunkResult::parse(chunk, &filter));
-                });
-                in_flight.push_back(rx);
-            }
-            while in_flight.len() > in_flight_limit || (eof && !in_flight.is_empty()) {
-                let Some(rx) = in_flight.pop_front() else {
-                    break;
-                };
-                let result = rx
-                    .recv()
-                    .map_err(|_| read_error(io::Error::other("a parser thread panicked")))?;
-                let buffer = self.absorb(result, &mut lines_before, &mut report, dedup, into);
-                spare.push(buffer);
-            }
-            if eof {
-                break;
-            }
-        }
+        parse_chunks(
+            reader,
+            move |chunk| ChunkResult::parse(chunk, &filter),
+            |result| Some(self.absorb(result, &mut lines_before, &mut report, dedup, into)),
+        )
+        .map_err(|e| Error::io("read", name, e))?;
         Ok(report)
     }
 
@@ -468,10 +412,6 @@ impl MetricsScan {
         self.report
     }
 }
-
-/// Bytes handed to a parser thread at a time: big enough that a chunk's aggregate is cheap
-/// to merge, small enough that the few in flight cost little memory.
-const CHUNK_BYTES: usize = 4 << 20;
 
 /// How [`MetricsScan::aggregate_inputs`] tells repeated ids.
 enum Dedup<'a> {
@@ -535,28 +475,6 @@ fn id_hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
-/// Consumes the rest of the current line, newline included; returns the bytes consumed.
-fn skip_line(reader: &mut impl BufRead) -> io::Result<u64> {
-    let mut skipped = 0u64;
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(skipped);
-        }
-        match memchr::memchr(b'\n', buf) {
-            Some(end) => {
-                reader.consume(end + 1);
-                return Ok(skipped + end as u64 + 1);
-            }
-            None => {
-                let n = buf.len();
-                skipped += n as u64;
-                reader.consume(n);
-            }
-        }
-    }
-}
-
 /// What a parser thread made of one newline-aligned chunk.
 struct ChunkResult {
     bytes: u64,
@@ -573,20 +491,27 @@ struct ChunkResult {
 }
 
 impl ChunkResult {
-    fn parse(chunk: Vec<u8>, filter: &RecordFilter) -> Self {
+    fn parse(chunk: Chunk, filter: &RecordFilter) -> Self {
         let mut result = Self {
-            bytes: chunk.len() as u64,
-            lines: memchr::memchr_iter(b'\n', &chunk).count() as u64,
+            bytes: chunk.bytes(),
+            lines: chunk.lines(),
             bytes_read: Vec::new(),
             hashes: Vec::new(),
             accumulator: MetricsAccumulator::new(),
             matched: 0,
             problems: Vec::new(),
         };
+        let bytes = match chunk {
+            Chunk::Lines(bytes) => bytes,
+            Chunk::Overlong { len, terminated } => {
+                result.problems = vec![Chunk::overlong_problem(len, terminated)];
+                return result;
+            }
+        };
         let mut problems = Vec::new();
         // Reading a slice cannot fail.
         let _ = visit_records(
-            &chunk[..],
+            &bytes[..],
             |_, m| {
                 result.hashes.push(id_hash(&m.invocation_id));
                 if filter.matches(m) {
@@ -597,26 +522,8 @@ impl ChunkResult {
             |p| problems.push(p),
         );
         result.problems = problems;
-        result.bytes_read = chunk;
+        result.bytes_read = bytes;
         result
-    }
-
-    /// A line too long for any chunk; `consumed` counts its newline, if it had one.
-    fn overlong(consumed: u64) -> Self {
-        let len = consumed - 1;
-        Self {
-            bytes: consumed,
-            lines: 1,
-            bytes_read: Vec::new(),
-            hashes: Vec::new(),
-            accumulator: MetricsAccumulator::new(),
-            matched: 0,
-            problems: vec![LineProblem {
-                line: 1,
-                error: crate::parse::LineError::TooLong { len },
-                torn_tail: false,
-            }],
-        }
     }
 }
 

@@ -151,3 +151,57 @@ fn resume_from_checkpoint_count() {
         .collect();
     assert_eq!(ids, ["r5", "r6", "r7"]);
 }
+
+/// A file of several parser chunks (they are read in parallel): records, skip, duplicates
+/// and damaged line numbers are exactly what one sequential read gives. (A torn tail never
+/// reaches `load_from_disk`: opening the collector cuts it.)
+#[test]
+fn a_file_of_many_chunks_loads_exactly_like_a_sequential_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut content = String::new();
+    for i in 0..100_000u64 {
+        content += &line(&format!("r{}", i % 99_500), i);
+        if i % 9_999 == 7 {
+            content += "{\"damaged\": \n";
+        }
+    }
+    fs::write(dir.path().join(METRICS_FILE_NAME), &content).unwrap();
+
+    let mut expected_ids = Vec::new();
+    let mut expected_lines = Vec::new();
+    invocation_metrics::read_records(
+        content.as_bytes(),
+        |_, m| expected_ids.push(m.invocation_id),
+        |p| expected_lines.push(p.line),
+    )
+    .unwrap();
+    // Skipped records are not in memory, so only the repeats of r100..r499 are duplicates.
+    let skip = 100;
+    let mut seen = std::collections::HashSet::new();
+    let expected_ids: Vec<String> = expected_ids
+        .into_iter()
+        .skip(skip)
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let report = collector.load_from_disk(skip).unwrap();
+    let ids: Vec<String> = collector
+        .get_all()
+        .into_iter()
+        .map(|m| m.invocation_id)
+        .collect();
+    assert!(content.len() > 3 * (4 << 20), "several chunks");
+    assert_eq!(ids, expected_ids);
+    let lines: Vec<u64> = report.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, expected_lines);
+    assert_eq!(
+        (
+            report.skipped,
+            report.duplicates,
+            report.malformed,
+            report.torn_tail
+        ),
+        (skip as u64, 400, 11, false)
+    );
+}

@@ -15,10 +15,12 @@
 //! terminates a valid unterminated last line and cuts an invalid one, saving its bytes beside
 //! the file.
 
+mod chunks;
 mod reader;
 mod recovery;
 mod writer;
 
+pub(crate) use chunks::{Chunk, parse_chunks};
 pub(crate) use reader::visit_records;
 pub use reader::{LineProblem, RawLine, ReadStats, for_each_line, is_blank, read_records};
 pub use recovery::TailRepair;
