@@ -1,6 +1,5 @@
 //! The collector: records metrics in memory and appends them to `invocations.jsonl`.
 
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +15,7 @@ use crate::journal::{
     read_records, repair_tail,
 };
 use crate::record::InvocationMetric;
+use crate::store::RecordStore;
 
 /// The metrics file inside a metrics directory.
 pub const METRICS_FILE_NAME: &str = "invocations.jsonl";
@@ -228,7 +228,7 @@ impl InvocationMetricsCollector {
 
     /// A copy of every record in memory, in record order.
     pub fn get_all(&self) -> Vec<InvocationMetric> {
-        self.journal.lock().records.clone()
+        self.journal.lock().records.to_vec()
     }
 
     /// How many records are in memory: the value a checkpoint stores as `metricsCount`.
@@ -252,7 +252,11 @@ impl InvocationMetricsCollector {
             Err(e) => return Err(Error::io("open", path, e)),
         };
         let mut report = LoadReport::default();
-        let mut found = Vec::new();
+        // Stored compactly as they arrive, so the full records never all exist at once.
+        let mut found = RecordStore::default();
+        // Their aggregate, computed alongside on the parser threads, so the next
+        // compute_aggregate() need not fold them all again.
+        let mut folded = MetricsAccumulator::new();
         let mut valid = 0usize;
         let (mut lines_before, mut torn_tail) = (0u64, false);
         // Chunks are parsed on every core; their records arrive here in file order.
@@ -276,13 +280,22 @@ impl InvocationMetricsCollector {
                         None
                     }
                 };
-                (lines, records, problems, buffer)
+                let aggregate: MetricsAccumulator = records.iter().collect();
+                (lines, records, aggregate, problems, buffer)
             },
-            |(lines, records, problems, buffer)| {
+            |(lines, records, aggregate, problems, buffer)| {
+                let all_kept = valid >= skip;
+                if all_kept {
+                    folded.merge(&aggregate);
+                }
                 for record in records {
                     valid += 1;
                     if valid > skip {
-                        found.push(record);
+                        if !all_kept {
+                            // The chunk straddles the skip count: add its kept records alone.
+                            folded.add(&record);
+                        }
+                        found.push(&record);
                     }
                 }
                 for mut problem in problems {
@@ -300,27 +313,19 @@ impl InvocationMetricsCollector {
         report.torn_tail = torn_tail;
         report.malformed = report.problems.len() as u64 - u64::from(torn_tail);
 
+        // Same lock order as compute_aggregate: the aggregate, then the journal.
+        let mut cached = self.aggregate.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.journal.lock();
-        // Borrow the ids rather than copying them: the set is gone before anything is pushed.
-        let keep: Vec<bool> = {
-            let mut known: HashSet<&str> = state
-                .records
-                .iter()
-                .map(|m| m.invocation_id.as_str())
-                .collect();
-            found
-                .iter()
-                .map(|m| known.insert(m.invocation_id.as_str()))
-                .collect()
-        };
-        for (metric, keep) in found.into_iter().zip(keep) {
-            if keep {
-                state.records.push(metric);
-                report.loaded += 1;
-            } else {
-                report.duplicates += 1;
-            }
+        let before = state.records.len();
+        let duplicates = state.records.append_unique(found);
+        // `folded` covers exactly the appended records unless duplicates were left out; and
+        // it can join the cached aggregate only if that was up to date.
+        if duplicates == 0 && cached.0 == before {
+            cached.1.merge(&folded);
+            cached.0 = state.records.len();
         }
+        report.loaded = valid.saturating_sub(skip) as u64 - duplicates;
+        report.duplicates = duplicates;
         Ok(report)
     }
 
@@ -332,7 +337,7 @@ impl InvocationMetricsCollector {
         let (folded, accumulator) = &mut *cached;
         {
             let state = self.journal.lock();
-            accumulator.extend(&state.records[*folded..]);
+            state.records.visit_from(*folded, |m| accumulator.add(m));
             *folded = state.records.len();
         }
         accumulator.finish(&self.aggregate_options)

@@ -94,6 +94,7 @@ mod record;
 mod repair;
 mod retry;
 mod source;
+mod store;
 
 pub use aggregate::{
     AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,

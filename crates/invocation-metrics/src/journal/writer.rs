@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::bus::{FleetEvent, FleetEventBus};
 use crate::error::Error;
 use crate::record::InvocationMetric;
+use crate::store::RecordStore;
 
 /// When the metrics file is synced to stable storage, like Redis's `appendfsync`.
 ///
@@ -48,7 +49,7 @@ const MAX_GATHER: Duration = Duration::from_millis(2);
 #[derive(Debug, Default)]
 pub(crate) struct JournalState {
     /// Every record in memory (recorded here or loaded from disk), in order.
-    pub records: Vec<InvocationMetric>,
+    pub records: RecordStore,
     /// Lines recorded but not yet handed to the writer.
     queue: Vec<u8>,
     queued: u64,
@@ -108,11 +109,11 @@ impl Journal {
         state.queue.extend_from_slice(line);
         state.queued += 1;
         state.recorded += 1;
+        state.records.push(&metric);
         if self.bus.has_subscribers() {
             self.bus
-                .publish(FleetEvent::MetricRecorded(Arc::new(metric.clone())));
+                .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
         }
-        state.records.push(metric);
         if state.writer_waiting {
             state.writer_waiting = false;
             self.work.notify_one();
