@@ -148,14 +148,16 @@ fn main() {
         .collect();
     let run = |section: &str| only.is_empty() || only.iter().any(|o| section.contains(o.as_str()));
     println!("| measure | value |\n|---|---|");
+    // Load first: it measures resident memory, which memory freed by an earlier section
+    // would hide.
+    if run("load aggregate") {
+        load_section(scale);
+    }
     if run("record") {
         record_section(scale);
     }
     if run("durable") {
         durable_section(scale);
-    }
-    if run("load aggregate") {
-        load_section(scale);
     }
 }
 
