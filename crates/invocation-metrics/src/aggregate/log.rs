@@ -165,7 +165,7 @@ impl<K: Key> SortedLog<K> {
             return Ok(Arc::clone(spill));
         }
         let spill = Arc::new(SpillFile {
-            file: tempfile::tempfile()?,
+            file: unlinked_temp_file()?,
             end: Mutex::new(0),
             read_error: Mutex::new(None),
         });
@@ -230,6 +230,28 @@ impl<K: Key> PartialEq for SortedLog<K> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.iter_sorted().eq(other.iter_sorted())
     }
+}
+
+/// A new file in the system's temporary directory, removed from it at once: it lives only as
+/// long as this handle, and nothing is left behind if the process dies.
+fn unlinked_temp_file() -> io::Result<File> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "invmetrics-spill-{}-{nanos}-{n}",
+        std::process::id()
+    ));
+    // `create_new`: never an existing file, whoever made it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 /// Reads one spilled run back, a block at a time.
