@@ -5,7 +5,7 @@
 //! same record for every line this accepts (a property test and the fuzz target hold it to
 //! that) and the error messages for the rest.
 
-use crate::record::InvocationMetric;
+use crate::record::{InvocationMetric, refill, refill_optional};
 
 /// Reads a line in the writer's exact layout into `into`, reusing its string buffers, so
 /// reading many lines allocates nothing; `None` when it is not such a line, in which case
@@ -20,12 +20,12 @@ pub(crate) fn parse_canonical_into(line: &[u8], into: &mut InvocationMetric) -> 
         at: 0,
     };
     r.literal(b"{\"invocationId\":")?;
-    set(&mut into.invocation_id, r.string()?);
+    refill(&mut into.invocation_id, r.string()?);
     r.literal(b",\"agent\":")?;
-    set(&mut into.agent, r.string()?);
+    refill(&mut into.agent, r.string()?);
     r.literal(b",\"phase\":")?;
     into.phase = u32::try_from(r.unsigned()?).ok()?;
-    set_optional(&mut into.task_id, r.optional_string(b",\"taskId\":")?);
+    refill_optional(&mut into.task_id, r.optional_string(b",\"taskId\":")?);
     r.literal(b",\"durationMs\":")?;
     into.duration_ms = r.unsigned()?;
     r.literal(b",\"tokens\":")?;
@@ -43,11 +43,11 @@ pub(crate) fn parse_canonical_into(line: &[u8], into: &mut InvocationMetric) -> 
     into.attempt = u32::try_from(r.unsigned()?).ok()?;
     r.literal(b",\"outputParsed\":")?;
     into.output_parsed = r.boolean()?;
-    set_optional(&mut into.model, r.optional_string(b",\"model\":")?);
-    set_optional(&mut into.tier, r.optional_string(b",\"tier\":")?);
+    refill_optional(&mut into.model, r.optional_string(b",\"model\":")?);
+    refill_optional(&mut into.tier, r.optional_string(b",\"tier\":")?);
     r.literal(b",\"timestamp\":")?;
     into.timestamp = r.string()?.parse().ok()?;
-    set_optional(
+    refill_optional(
         &mut into.error_class,
         r.optional_string(b",\"errorClass\":")?,
     );
@@ -58,21 +58,9 @@ pub(crate) fn parse_canonical_into(line: &[u8], into: &mut InvocationMetric) -> 
 /// Reads a line in the writer's exact layout; `None` when it is not one.
 #[cfg(test)]
 fn parse_canonical(line: &[u8]) -> Option<InvocationMetric> {
-    let mut m = InvocationMetric::new("", "", 0, crate::Timestamp::UNIX_EPOCH);
+    let mut m = InvocationMetric::blank();
     parse_canonical_into(line, &mut m)?;
     Some(m)
-}
-
-fn set(field: &mut String, value: &str) {
-    field.clear();
-    field.push_str(value);
-}
-
-fn set_optional(field: &mut Option<String>, value: Option<&str>) {
-    match value {
-        Some(value) => set(field.get_or_insert_with(String::new), value),
-        None => *field = None,
-    }
 }
 
 struct Reader<'a> {

@@ -12,7 +12,7 @@ use crate::bus::{FleetEventBus, Subscription};
 use crate::error::{Error, Result};
 use crate::journal::{
     Chunk, Durability, Journal, LineProblem, TailRepair, open_for_append, parse_chunks,
-    read_records, repair_tail,
+    repair_tail, visit_records,
 };
 use crate::record::InvocationMetric;
 use crate::store::RecordStore;
@@ -263,48 +263,52 @@ impl InvocationMetricsCollector {
         parse_chunks(
             file.take(complete_len),
             |chunk| {
-                let lines = chunk.lines();
-                // Sized once: a growing Vec, freed and reallocated among the records' strings,
-                // fragmented the parser threads' heaps (measured as resident bytes per record).
-                let mut records = Vec::with_capacity(lines as usize);
-                let mut problems = Vec::new();
+                // Parsed, stored compactly and aggregated here, on a parser thread; the
+                // ordered part below only moves the results.
+                let mut loaded = LoadedChunk {
+                    lines: chunk.lines(),
+                    ..LoadedChunk::default()
+                };
                 let buffer = match chunk {
                     Chunk::Lines(bytes) => {
                         // Reading a slice cannot fail.
-                        let _ =
-                            read_records(&bytes[..], |_, m| records.push(m), |p| problems.push(p));
+                        let _ = visit_records(
+                            &bytes[..],
+                            |_, m| {
+                                loaded.records.push(m);
+                                loaded.aggregate.add(m);
+                            },
+                            |p| loaded.problems.push(p),
+                        );
                         Some(bytes)
                     }
                     Chunk::Overlong { len, terminated } => {
-                        problems.push(Chunk::overlong_problem(len, terminated));
+                        loaded
+                            .problems
+                            .push(Chunk::overlong_problem(len, terminated));
                         None
                     }
                 };
-                let aggregate: MetricsAccumulator = records.iter().collect();
-                (lines, records, aggregate, problems, buffer)
+                (loaded, buffer)
             },
-            |(lines, records, aggregate, problems, buffer)| {
-                let all_kept = valid >= skip;
-                if all_kept {
-                    folded.merge(&aggregate);
+            |(loaded, buffer)| {
+                let count = loaded.records.len();
+                // The first `skip` valid records are left out; a chunk may straddle that count.
+                let first_kept = skip.saturating_sub(valid).min(count);
+                if first_kept == 0 {
+                    folded.merge(&loaded.aggregate);
+                } else {
+                    loaded.records.visit_from(first_kept, |m| folded.add(m));
                 }
-                for record in records {
-                    valid += 1;
-                    if valid > skip {
-                        if !all_kept {
-                            // The chunk straddles the skip count: add its kept records alone.
-                            folded.add(&record);
-                        }
-                        found.push(&record);
-                    }
-                }
-                for mut problem in problems {
+                found.append_from(loaded.records, first_kept);
+                valid += count;
+                for mut problem in loaded.problems {
                     problem.line += lines_before;
                     torn_tail = problem.torn_tail;
                     tracing::warn!(path = %path.display(), "skipping {problem}");
                     report.problems.push(problem);
                 }
-                lines_before += lines;
+                lines_before += loaded.lines;
                 buffer
             },
         )
@@ -362,6 +366,15 @@ impl InvocationMetricsCollector {
         }
         result
     }
+}
+
+/// What a parser thread made of one chunk of the file for `load_from_disk`.
+#[derive(Default)]
+struct LoadedChunk {
+    lines: u64,
+    records: RecordStore,
+    aggregate: MetricsAccumulator,
+    problems: Vec<LineProblem>,
 }
 
 impl Drop for InvocationMetricsCollector {

@@ -131,7 +131,7 @@ pub fn parse_line(line: &[u8]) -> Result<InvocationMetric, LineError> {
 
 /// Like [`parse_line`], also saying which dialect the line was written in.
 pub fn parse_line_with_dialect(line: &[u8]) -> Result<(InvocationMetric, Dialect), LineError> {
-    let mut metric = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+    let mut metric = InvocationMetric::blank();
     let dialect = parse_line_into(line, &mut metric)?;
     Ok((metric, dialect))
 }

@@ -87,6 +87,29 @@ pub struct InvocationMetric {
     pub error_class: Option<String>,
 }
 
+/// For readers that fill one record per line, reusing its string buffers, instead of
+/// allocating a new record each time.
+impl InvocationMetric {
+    /// A record with empty strings, to be filled.
+    pub(crate) fn blank() -> Self {
+        Self::new("", "", 0, Timestamp::UNIX_EPOCH)
+    }
+}
+
+/// Replaces `field`'s text with `value`, keeping its buffer.
+pub(crate) fn refill(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+/// Like [`refill`], for an optional field.
+pub(crate) fn refill_optional(field: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(value) => refill(field.get_or_insert_with(String::new), value),
+        None => *field = None,
+    }
+}
+
 impl InvocationMetric {
     /// A successful first attempt with zero duration, tokens and cost; set the other fields
     /// directly.

@@ -209,18 +209,9 @@ impl MetricsScan {
         self
     }
 
-    fn spilling_accumulator(&self) -> MetricsAccumulator {
-        self.memory_budget.map_or_else(
-            MetricsAccumulator::spilling,
-            MetricsAccumulator::spilling_within,
-        )
-    }
-
-    fn spilling_log<K: crate::aggregate::log::Key>(&self) -> SortedLog<K> {
-        SortedLog::spilling(
-            self.memory_budget
-                .unwrap_or(crate::aggregate::log::DEFAULT_SPILL_BUDGET_BYTES),
-        )
+    fn memory_budget(&self) -> usize {
+        self.memory_budget
+            .unwrap_or(crate::aggregate::log::DEFAULT_SPILL_BUDGET_BYTES)
     }
 
     /// Reads one input to its end.
@@ -288,12 +279,12 @@ impl MetricsScan {
         inputs: &[Input],
         mut open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
     ) -> Result<MetricsAccumulator> {
-        let mut first = self.spilling_accumulator();
+        let mut first = MetricsAccumulator::spilling_within(self.memory_budget());
         let mut dedup = if inputs.contains(&Input::Stdin) {
             Dedup::InMemory
         } else {
             Dedup::Deferred {
-                ids: self.spilling_log(),
+                ids: SortedLog::spilling(self.memory_budget()),
                 next_index: 0,
             }
         };
@@ -306,7 +297,7 @@ impl MetricsScan {
         let Dedup::Deferred { ids, .. } = dedup else {
             return Ok(first);
         };
-        let skip = repeated_positions(&ids, self.spilling_log());
+        let skip = repeated_positions(&ids, SortedLog::spilling(self.memory_budget()));
         if let Some(error) = ids.read_error().or_else(|| skip.read_error()) {
             return Err(Error::io("read", "the spill file", io::Error::other(error)));
         }
@@ -316,7 +307,7 @@ impl MetricsScan {
         // Second pass, leaving out the repeats. Counts of records and damaged lines are the
         // first pass's; only what depends on the repeats is counted again.
         drop(first);
-        let mut second = self.spilling_accumulator();
+        let mut second = MetricsAccumulator::spilling_within(self.memory_budget());
         let mut dedup = Dedup::Skip {
             positions: (Box::new(skip.iter_sorted()) as Box<dyn Iterator<Item = u64>>).peekable(),
             next_index: 0,

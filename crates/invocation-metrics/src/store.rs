@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::record::{InvocationMetric, Timestamp};
+use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
 
 /// Records in the order they were added.
 #[derive(Debug, Default)]
@@ -176,6 +176,19 @@ impl RecordStore {
             let mut known: HashSet<&str> = self.ids().collect();
             other.ids().map(|id| known.insert(id)).collect()
         };
+        let left_out = keep.iter().filter(|k| !**k).count() as u64;
+        self.append_where(other, |i| keep[i]);
+        left_out
+    }
+
+    /// Moves `other`'s records from position `start` on to the end of this store.
+    pub fn append_from(&mut self, other: Self, start: usize) {
+        self.append_where(other, |i| i >= start);
+    }
+
+    /// Moves the records of `other` whose position `keep` accepts, renumbering their names
+    /// and copying their ids into this store.
+    fn append_where(&mut self, other: Self, keep: impl Fn(usize) -> bool) {
         let renumbered: Vec<Name> = other
             .names
             .by_number
@@ -188,10 +201,8 @@ impl RecordStore {
                 .copied()
                 .unwrap_or(Name::NONE)
         };
-        let mut left_out = 0;
-        for (mut stored, keep) in other.records.into_iter().zip(keep) {
-            if !keep {
-                left_out += 1;
+        for (i, mut stored) in other.records.into_iter().enumerate() {
+            if !keep(i) {
                 continue;
             }
             stored.agent = renumber(stored.agent);
@@ -204,7 +215,6 @@ impl RecordStore {
             stored.task_id = self.ids.push_optional(other.ids.get(stored.task_id));
             self.records.push(stored);
         }
-        left_out
     }
 
     /// Every record's id, in order.
@@ -218,7 +228,7 @@ impl RecordStore {
     pub fn to_vec(&self) -> Vec<InvocationMetric> {
         let mut all = Vec::with_capacity(self.records.len());
         for stored in &self.records {
-            let mut m = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+            let mut m = InvocationMetric::blank();
             self.fill(stored, &mut m);
             all.push(m);
         }
@@ -227,7 +237,7 @@ impl RecordStore {
 
     /// Lends each record from position `start` on, in order, built in one reused value.
     pub fn visit_from(&self, start: usize, mut visit: impl FnMut(&InvocationMetric)) {
-        let mut m = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+        let mut m = InvocationMetric::blank();
         for stored in self.records.iter().skip(start) {
             self.fill(stored, &mut m);
             visit(&m);
@@ -236,29 +246,19 @@ impl RecordStore {
 
     /// Writes `stored` into `into`, reusing its string buffers.
     fn fill(&self, stored: &StoredMetric, into: &mut InvocationMetric) {
-        fn set(field: &mut String, value: &str) {
-            field.clear();
-            field.push_str(value);
-        }
-        fn set_optional(field: &mut Option<String>, value: Option<&str>) {
-            match value {
-                Some(value) => set(field.get_or_insert_with(String::new), value),
-                None => *field = None,
-            }
-        }
         let tokens = |value: u64, bit: u8| (stored.token_fields & (1 << bit) != 0).then_some(value);
-        set(
+        refill(
             &mut into.invocation_id,
             self.ids.get(stored.invocation_id).unwrap_or_default(),
         );
-        set(
+        refill(
             &mut into.agent,
             self.names.name(stored.agent).unwrap_or_default(),
         );
-        set_optional(&mut into.task_id, self.ids.get(stored.task_id));
-        set_optional(&mut into.model, self.names.name(stored.model));
-        set_optional(&mut into.tier, self.names.name(stored.tier));
-        set_optional(&mut into.error_class, self.names.name(stored.error_class));
+        refill_optional(&mut into.task_id, self.ids.get(stored.task_id));
+        refill_optional(&mut into.model, self.names.name(stored.model));
+        refill_optional(&mut into.tier, self.names.name(stored.tier));
+        refill_optional(&mut into.error_class, self.names.name(stored.error_class));
         into.phase = stored.phase;
         into.attempt = stored.attempt;
         into.exit_code = stored.exit_code;

@@ -61,7 +61,6 @@ pub(crate) struct SortedLog<K: Key> {
     spill: Option<Arc<SpillFile>>,
     /// Keys in memory that make a spill; `usize::MAX` never spills.
     spill_at: usize,
-    len: u64,
 }
 
 impl<K: Key> Default for SortedLog<K> {
@@ -72,7 +71,6 @@ impl<K: Key> Default for SortedLog<K> {
             spilled: Vec::new(),
             spill: None,
             spill_at: usize::MAX,
-            len: 0,
         }
     }
 }
@@ -105,12 +103,12 @@ impl<K: Key> SortedLog<K> {
 
     /// Keys added so far.
     pub fn len(&self) -> u64 {
-        self.len
+        let in_memory = self.pending.len() + self.runs.iter().map(Vec::len).sum::<usize>();
+        in_memory as u64 + self.spilled.iter().map(|run| run.keys).sum::<u64>()
     }
 
     pub fn push(&mut self, key: K) {
         self.pending.push(key);
-        self.len += 1;
         if self.pending.len() >= self.spill_at {
             self.spill_pending();
         } else if self.spill_at == usize::MAX && self.pending.len() >= BATCH {
@@ -228,7 +226,7 @@ impl<K: Key> SortedLog<K> {
 
 impl<K: Key> PartialEq for SortedLog<K> {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter_sorted().eq(other.iter_sorted())
+        self.len() == other.len() && self.iter_sorted().eq(other.iter_sorted())
     }
 }
 

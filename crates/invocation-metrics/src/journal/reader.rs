@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use crate::parse::{LineError, MAX_LINE_BYTES, parse_line, parse_line_into};
-use crate::record::{InvocationMetric, Timestamp};
+use crate::record::InvocationMetric;
 
 /// A line of a metrics file that is not a valid record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,7 +67,7 @@ pub(crate) fn visit_records<R: Read>(
     mut on_record: impl FnMut(u64, &InvocationMetric),
     on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
-    let mut scratch = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+    let mut scratch = InvocationMetric::blank();
     read_lines(
         reader,
         |number, bytes| {
