@@ -1,7 +1,7 @@
 //! Replacing a file the user keeps (checkpoints, reports, repaired files) so that a crash at
 //! any moment leaves either the old content or the new, never a mix.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 /// The temporary file is `.<name>.tmp` beside `path`; a leftover one from an interrupted
 /// write is simply overwritten. Only one writer per `path` at a time.
 ///
+/// A symbolic link is followed: the file it points to is replaced and the link kept. A path
+/// that is not a regular file — a device such as `/dev/null`, a named pipe — is written
+/// into directly, since renaming over it would replace it with a plain file.
+///
 /// ```
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("report.md");
@@ -21,6 +25,20 @@ use crate::error::{Error, Result};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let resolved = if is_link {
+        fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
+    let path = resolved.as_path();
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut target| target.write_all(bytes))
+            .map_err(|e| Error::io("write", path, e));
+    }
     let temp = temp_path(path);
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temp)?;
@@ -50,4 +68,48 @@ pub(crate) fn sync_parent_dir(path: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.md");
+        let link = dir.path().join("link.md");
+        fs::write(&target, b"old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_file_atomically(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+    }
+
+    /// Renaming over a device or a pipe would replace it (as root, `-o /dev/null` once
+    /// turned /dev/null into a plain file): such a path is written into instead.
+    #[test]
+    fn a_named_pipe_is_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out.pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipping: mkfifo is not available");
+            return;
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        write_file_atomically(&fifo, b"report").unwrap();
+        // Checked before joining: had the pipe been replaced, the reader would wait forever.
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(reader.join().unwrap(), b"report");
+    }
 }
