@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Read};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use invocation_metrics::{
-    Input, InvocationMetric, MetricsAccumulator, MetricsScan, RecordFilter, ScanReport,
-    resolve_inputs,
+    AggregateOptions, Input, InvocationMetric, MetricsAccumulator, MetricsAggregate, MetricsScan,
+    RecordFilter, ScanReport, resolve_inputs,
 };
 
 use crate::args::InputArgs;
@@ -109,6 +109,21 @@ pub fn report_damage(report: &ScanReport) {
 }
 
 /// Fails when nothing valid was read, naming why.
+/// Says on stderr when the aggregate used wider parallelism buckets than asked for (the span
+/// needed more than the library's bucket limit).
+pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAggregate) {
+    if aggregate.bucket_width_ms != options.bucket_width_ms.max(1) {
+        eprintln!(
+            "warning: {} to {} needs more than {} parallelism buckets of {} ms; used {} ms buckets (is a durationMs absurdly large?)",
+            aggregate.first_start.as_deref().unwrap_or("?"),
+            aggregate.last_end.as_deref().unwrap_or("the far future"),
+            invocation_metrics::MAX_PARALLELISM_BUCKETS,
+            options.bucket_width_ms,
+            aggregate.bucket_width_ms
+        );
+    }
+}
+
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
         return Ok(());

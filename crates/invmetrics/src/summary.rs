@@ -18,9 +18,11 @@ use crate::input;
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     let (accumulator, report) = input::aggregate(&args.input, args.aggregate.filter(), args.json)?;
     input::require_records(&report)?;
+    let options = args.aggregate.options();
     let aggregate = accumulator
-        .try_finish(&args.aggregate.options())
+        .try_finish(&options)
         .context("cannot compute the aggregate")?;
+    input::warn_if_buckets_widened(&options, &aggregate);
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &aggregate)?;
         writeln!(out)?;

@@ -137,3 +137,38 @@ fn a_closed_stdout_pipe_exits_quietly() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+#[test]
+fn an_absurd_duration_widens_the_buckets_instead_of_exhausting_memory() {
+    // 570 years: at 1 ms buckets the span would need 1.8e13 of them.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("invocations.jsonl");
+    let line = |id: &str, duration: u64| {
+        format!(
+            r#"{{"invocationId":"{id}","agent":"a","phase":1,"durationMs":{duration},"tokens":1,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-24T09:00:01.953Z"}}"#
+        )
+    };
+    fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            line("long", 18_000_000_000_000),
+            line("short", 1000)
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "summary",
+        file.to_str().unwrap(),
+        "--json",
+        "--bucket",
+        "1ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("used 180000099 ms buckets"), "{stderr}");
+    let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(aggregate["bucketWidthMs"], 180_000_099);
+    assert_eq!(aggregate["peakParallelInvocations"], 2);
+    let buckets = aggregate["parallelismOverTime"].as_array().unwrap().len();
+    assert!((1..=100_000).contains(&buckets), "{buckets} buckets");
+}

@@ -98,7 +98,7 @@ mod store;
 
 pub use aggregate::{
     AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,
-    MetricsAccumulator, MetricsAggregate, ParallelismBucket,
+    MAX_PARALLELISM_BUCKETS, MetricsAccumulator, MetricsAggregate, ParallelismBucket,
 };
 pub use atomic_file::write_file_atomically;
 pub use bus::{DEFAULT_BUS_CAPACITY, FleetEvent, FleetEventBus, RecvError, Subscription};

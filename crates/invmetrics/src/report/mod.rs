@@ -24,10 +24,12 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
         records.push(m)
     })?;
     input::require_records(&scan)?;
+    let options = args.aggregate.options();
     let aggregate = records
         .iter()
         .collect::<MetricsAccumulator>()
-        .finish(&args.aggregate.options());
+        .finish(&options);
+    input::warn_if_buckets_widened(&options, &aggregate);
     let bytes = match args.format {
         ReportFormat::Html => html::render(&records, &aggregate)?.into_bytes(),
         ReportFormat::Md => markdown::render(&records, &aggregate).into_bytes(),

@@ -24,6 +24,10 @@ use running::RunningChanges;
 pub const DEFAULT_BASE_TIER: &str = "normal";
 /// Width of a parallelism bucket, unless the options say otherwise.
 pub const DEFAULT_BUCKET_WIDTH_MS: u64 = 1000;
+/// Most buckets `parallelismOverTime` holds. A longer span widens the buckets (see
+/// [`MetricsAggregate`]): one record with an absurd `durationMs` must not make the aggregate
+/// allocate gigabytes.
+pub const MAX_PARALLELISM_BUCKETS: u64 = 100_000;
 
 /// Costs are summed as integers of this many units per USD, so sums are exact and
 /// independent of order.
@@ -33,7 +37,7 @@ const PICO_PER_USD: f64 = 1e12;
 ///
 /// | option | default |
 /// |---|---|
-/// | `bucket_width_ms` | 1000 (values below 1 are treated as 1) |
+/// | `bucket_width_ms` | 1000 (values below 1 are treated as 1; widened if the span would need more than [`MAX_PARALLELISM_BUCKETS`]) |
 /// | `base_tier` | `"normal"` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateOptions {
@@ -66,7 +70,9 @@ impl Default for AggregateOptions {
 ///   width since the Unix epoch, from the bucket holding the earliest start to the bucket
 ///   holding the last occupied millisecond, empty buckets included; `concurrent` is the most
 ///   intervals overlapping at any instant inside the bucket. `peakParallelInvocations` is the
-///   most at any instant.
+///   most at any instant. If that would take more than [`MAX_PARALLELISM_BUCKETS`] buckets,
+///   the width becomes the smallest multiple of the requested one that needs no more, and
+///   `bucketWidthMs` says which width was used.
 /// - `escalationCount` counts records whose tier is set and differs from the base tier.
 /// - `successRate` is successes / invocations, 0 when there are none.
 ///
@@ -441,8 +447,7 @@ impl MetricsAccumulator {
     }
 
     fn compute(&self, options: &AggregateOptions) -> MetricsAggregate {
-        let width = options.bucket_width_ms.max(1);
-        let (peak, peak_at, buckets) = self.parallelism(width);
+        let (peak, peak_at, width, buckets) = self.parallelism(options.bucket_width_ms.max(1));
         let summaries =
             |groups: &BTreeMap<String, GroupAccumulator>| -> BTreeMap<String, GroupSummary> {
                 groups
@@ -513,14 +518,18 @@ impl MetricsAccumulator {
     }
 
     /// Sweeps the running-count changes in time order: the peak, when it was first reached,
-    /// and the per-bucket maxima.
-    fn parallelism(&self, width: u64) -> (u64, Option<i64>, Vec<ParallelismBucket>) {
+    /// the bucket width used and the per-bucket maxima.
+    fn parallelism(&self, width: u64) -> (u64, Option<i64>, u64, Vec<ParallelismBucket>) {
         let Some(first_start) = self.first_start else {
-            return (0, None, Vec::new());
+            return (0, None, width, Vec::new());
         };
-        let width = i64::try_from(width).unwrap_or(i64::MAX);
-        let first_bucket = first_start.div_euclid(width);
         let last_occupied = self.running.last_time().map(|end| end - 1);
+        let width = bucket_width_within_limit(
+            i64::try_from(width).unwrap_or(i64::MAX),
+            first_start,
+            last_occupied.unwrap_or(first_start),
+        );
+        let first_bucket = first_start.div_euclid(width);
         let last_bucket =
             last_occupied.map_or(first_bucket, |t| t.div_euclid(width).max(first_bucket));
         let bucket_count = usize::try_from(last_bucket - first_bucket + 1).unwrap_or(0);
@@ -558,8 +567,27 @@ impl MetricsAccumulator {
                 concurrent,
             })
             .collect();
-        (peak, peak_at, buckets)
+        (peak, peak_at, width.unsigned_abs(), buckets)
     }
+}
+
+/// `width`, or its smallest multiple that covers `[first, last]` in at most
+/// [`MAX_PARALLELISM_BUCKETS`] epoch-aligned buckets.
+fn bucket_width_within_limit(width: i64, first: i64, last: i64) -> i64 {
+    let max = i128::from(MAX_PARALLELISM_BUCKETS);
+    let buckets = |w: i128| i128::from(last).div_euclid(w) - i128::from(first).div_euclid(w) + 1;
+    let width = i128::from(width);
+    let mut wide = width;
+    if buckets(wide) > max {
+        // Alignment can add one bucket to span / multiple; one step more always fits.
+        let span = i128::from(last) - i128::from(first) + 1;
+        let mut multiple = (span + width * max - 1) / (width * max);
+        while buckets(width * multiple) > max {
+            multiple += 1;
+        }
+        wide = width * multiple;
+    }
+    i64::try_from(wide).unwrap_or(i64::MAX)
 }
 
 impl<'a> Extend<&'a InvocationMetric> for MetricsAccumulator {
@@ -698,6 +726,35 @@ mod tests {
         let only_zero = aggregate(&[at(1500, 0)], 1000);
         assert_eq!(concurrency(&only_zero), [0]);
         assert_eq!(only_zero.peak_parallel_invocations, 0);
+    }
+
+    #[test]
+    fn a_span_too_long_for_the_bucket_limit_widens_the_buckets() {
+        // 570 years at 1 s buckets would be 1.8e10 buckets.
+        let long = at(1_000, 18_000_000_000_000);
+        let agg = aggregate(&[long.clone(), at(5_000, 1_000)], 1_000);
+        let buckets = agg.parallelism_over_time.len() as u64;
+        assert!(buckets <= MAX_PARALLELISM_BUCKETS, "{buckets} buckets");
+        assert!(buckets > MAX_PARALLELISM_BUCKETS / 2, "{buckets} buckets");
+        assert!(agg.bucket_width_ms > 1_000 && agg.bucket_width_ms.is_multiple_of(1_000));
+        assert_eq!(agg.peak_parallel_invocations, 2);
+        assert_eq!(concurrency(&agg)[0], 2);
+
+        // The longest representable interval, at the narrowest width.
+        let endless = at(1_000, u64::MAX);
+        let agg = aggregate(&[endless], 1);
+        assert!(agg.parallelism_over_time.len() as u64 <= MAX_PARALLELISM_BUCKETS);
+        assert_eq!(agg.peak_parallel_invocations, 1);
+    }
+
+    #[test]
+    fn a_span_within_the_bucket_limit_keeps_the_width() {
+        let agg = aggregate(&[at(0, MAX_PARALLELISM_BUCKETS - 1)], 1);
+        assert_eq!(agg.bucket_width_ms, 1);
+        assert_eq!(
+            agg.parallelism_over_time.len() as u64,
+            MAX_PARALLELISM_BUCKETS - 1
+        );
     }
 
     #[test]
