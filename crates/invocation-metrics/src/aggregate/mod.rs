@@ -232,7 +232,8 @@ pub struct GroupSummary {
     pub max_duration_ms: u64,
 }
 
-/// Running totals for one group.
+/// Running totals for one group. Sums saturate instead of wrapping: every summand is
+/// non-negative, so a saturated sum is still the same in any order (and says "at least").
 #[derive(Debug, Clone, Default, PartialEq)]
 struct GroupAccumulator {
     invocations: u64,
@@ -250,10 +251,12 @@ impl GroupAccumulator {
         self.invocations += 1;
         self.retries += u64::from(m.attempt > 1);
         self.successes += u64::from(m.success);
-        self.tokens += m.tokens;
-        self.cached_tokens += m.cached_tokens.unwrap_or(0);
-        self.cost_pico += cost_pico;
-        self.duration_ms += m.duration_ms;
+        self.tokens = self.tokens.saturating_add(m.tokens);
+        self.cached_tokens = self
+            .cached_tokens
+            .saturating_add(m.cached_tokens.unwrap_or(0));
+        self.cost_pico = self.cost_pico.saturating_add(cost_pico);
+        self.duration_ms = self.duration_ms.saturating_add(m.duration_ms);
         self.durations.add(m.duration_ms);
     }
 
@@ -261,10 +264,10 @@ impl GroupAccumulator {
         self.invocations += other.invocations;
         self.retries += other.retries;
         self.successes += other.successes;
-        self.tokens += other.tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.cost_pico += other.cost_pico;
-        self.duration_ms += other.duration_ms;
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.cost_pico = self.cost_pico.saturating_add(other.cost_pico);
+        self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
         self.durations.merge(&other.durations);
     }
 
@@ -366,8 +369,12 @@ impl MetricsAccumulator {
     pub fn add(&mut self, m: &InvocationMetric) {
         let cost_pico = usd_to_pico(m.cost);
         self.all.add(m, cost_pico);
-        self.input_tokens += m.input_tokens.unwrap_or(0);
-        self.output_tokens += m.output_tokens.unwrap_or(0);
+        self.input_tokens = self
+            .input_tokens
+            .saturating_add(m.input_tokens.unwrap_or(0));
+        self.output_tokens = self
+            .output_tokens
+            .saturating_add(m.output_tokens.unwrap_or(0));
         group(&mut self.by_agent, &m.agent).add(m, cost_pico);
         self.by_phase.entry(m.phase).or_default().add(m, cost_pico);
         for (map, key) in [
@@ -400,8 +407,8 @@ impl MetricsAccumulator {
     /// result to equal one accumulator over their union.
     pub fn merge(&mut self, other: &Self) {
         self.all.merge(&other.all);
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         merge_groups(&mut self.by_agent, &other.by_agent);
         merge_groups(&mut self.by_phase, &other.by_phase);
         merge_groups(&mut self.by_model, &other.by_model);
@@ -745,6 +752,20 @@ mod tests {
         let agg = aggregate(&[endless], 1);
         assert!(agg.parallelism_over_time.len() as u64 <= MAX_PARALLELISM_BUCKETS);
         assert_eq!(agg.peak_parallel_invocations, 1);
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_wrapping_in_any_order() {
+        let mut huge = at(0, u64::MAX / 2 + 1);
+        huge.tokens = u64::MAX;
+        huge.cost = 1e300;
+        let small = at(10, 5);
+        let one_pass = aggregate(&[huge.clone(), small.clone(), huge.clone()], 1000);
+        assert_eq!(one_pass.total_tokens, u64::MAX);
+        assert_eq!(one_pass.total_duration_ms, u64::MAX);
+        let mut merged: MetricsAccumulator = [&small].into_iter().collect();
+        merged.merge(&[&huge, &huge].into_iter().collect());
+        assert_eq!(merged.finish(&AggregateOptions::default()), one_pass);
     }
 
     #[test]
