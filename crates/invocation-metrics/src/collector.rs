@@ -296,7 +296,7 @@ impl InvocationMetricsCollector {
                 // The first `skip` valid records are left out; a chunk may straddle that count.
                 let first_kept = skip.saturating_sub(valid).min(count);
                 if first_kept == 0 {
-                    folded.merge(&loaded.aggregate);
+                    folded.absorb(loaded.aggregate);
                 } else {
                     loaded.records.visit_from(first_kept, |m| folded.add(m));
                 }
@@ -325,7 +325,7 @@ impl InvocationMetricsCollector {
         // `folded` covers exactly the appended records unless duplicates were left out; and
         // it can join the cached aggregate only if that was up to date.
         if duplicates == 0 && cached.0 == before {
-            cached.1.merge(&folded);
+            cached.1.absorb(folded);
             cached.0 = state.records.len();
         }
         report.loaded = valid.saturating_sub(skip) as u64 - duplicates;

@@ -9,6 +9,10 @@ use std::sync::Arc;
 
 use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
 
+/// A fast, non-cryptographic hasher for in-memory sets of names and ids (each match is then
+/// confirmed by comparing the strings).
+type FastHash = foldhash::fast::RandomState;
+
 /// Records in the order they were added.
 #[derive(Debug, Default)]
 pub(crate) struct RecordStore {
@@ -98,6 +102,18 @@ impl Texts {
         }
     }
 
+    /// Moves `other`'s blocks after this one's, without copying their text; returns what
+    /// to add to the block number of a [`Text`] that pointed into `other`.
+    fn append(&mut self, other: Self) -> u32 {
+        // The block that was being filled stops growing: give back its spare room.
+        if let Some(last) = self.blocks.last_mut() {
+            last.shrink_to_fit();
+        }
+        let offset = u32::try_from(self.blocks.len()).unwrap_or(u32::MAX - 1);
+        self.blocks.extend(other.blocks);
+        offset
+    }
+
     fn push_optional(&mut self, text: Option<&str>) -> Text {
         text.map_or(Text::NONE, |text| self.push(text))
     }
@@ -112,7 +128,7 @@ impl Texts {
 #[derive(Debug, Default)]
 struct Names {
     by_number: Vec<Arc<str>>,
-    numbers: HashMap<Arc<str>, Name>,
+    numbers: HashMap<Arc<str>, Name, FastHash>,
 }
 
 impl Names {
@@ -173,21 +189,32 @@ impl RecordStore {
     pub fn append_unique(&mut self, other: Self) -> u64 {
         let keep: Vec<bool> = {
             // Borrowed ids: the set is gone before anything is moved.
-            let mut known: HashSet<&str> = self.ids().collect();
+            let mut known: HashSet<&str, FastHash> =
+                HashSet::with_capacity_and_hasher(self.len() + other.len(), FastHash::default());
+            known.extend(self.ids());
             other.ids().map(|id| known.insert(id)).collect()
         };
         let left_out = keep.iter().filter(|k| !**k).count() as u64;
-        self.append_where(other, |i| keep[i]);
+        if left_out == 0 && self.records.is_empty() {
+            *self = other;
+        } else {
+            self.append_where(other, |i| keep[i]);
+        }
         left_out
     }
 
     /// Moves `other`'s records from position `start` on to the end of this store.
     pub fn append_from(&mut self, other: Self, start: usize) {
-        self.append_where(other, |i| i >= start);
+        if start == 0 && self.records.is_empty() {
+            *self = other;
+        } else {
+            self.append_where(other, |i| i >= start);
+        }
     }
 
     /// Moves the records of `other` whose position `keep` accepts, renumbering their names
-    /// and copying their ids into this store.
+    /// and moving the blocks that hold their ids (those of records left out stay there,
+    /// unused: they are rare).
     fn append_where(&mut self, other: Self, keep: impl Fn(usize) -> bool) {
         let renumbered: Vec<Name> = other
             .names
@@ -201,6 +228,15 @@ impl RecordStore {
                 .copied()
                 .unwrap_or(Name::NONE)
         };
+        let block_offset = self.ids.append(other.ids);
+        let moved = |text: Text| match text.block {
+            u32::MAX => text,
+            block => Text {
+                block: block + block_offset,
+                ..text
+            },
+        };
+        self.records.reserve(other.records.len());
         for (i, mut stored) in other.records.into_iter().enumerate() {
             if !keep(i) {
                 continue;
@@ -209,10 +245,8 @@ impl RecordStore {
             stored.model = renumber(stored.model);
             stored.tier = renumber(stored.tier);
             stored.error_class = renumber(stored.error_class);
-            stored.invocation_id = self
-                .ids
-                .push(other.ids.get(stored.invocation_id).unwrap_or_default());
-            stored.task_id = self.ids.push_optional(other.ids.get(stored.task_id));
+            stored.invocation_id = moved(stored.invocation_id);
+            stored.task_id = moved(stored.task_id);
             self.records.push(stored);
         }
     }
@@ -328,6 +362,38 @@ mod tests {
         assert_eq!(store.append_unique(other), 2);
         assert_eq!(store.to_vec()[4], new);
         assert_eq!(store.len(), 5);
+    }
+
+    #[test]
+    fn stores_joined_part_by_part_keep_every_id_across_moved_blocks() {
+        // Ids long enough that each part fills several text blocks.
+        let part = |first: usize| {
+            let mut store = RecordStore::default();
+            let mut records = Vec::new();
+            for i in first..first + 3000 {
+                let mut m = InvocationMetric::new(
+                    format!("{i:0>1000}"),
+                    ["a", "b", "c"][i % 3],
+                    1,
+                    Timestamp::UNIX_EPOCH,
+                );
+                m.task_id = (i % 2 == 0).then(|| format!("task-{i}"));
+                store.push(&m);
+                records.push(m);
+            }
+            (store, records)
+        };
+        let (mut joined, mut expected) = (RecordStore::default(), Vec::new());
+        for (n, start) in [(0, 0), (3000, 10), (6000, 0)] {
+            let (store, records) = part(n);
+            assert!(store.ids.blocks.len() >= 2);
+            joined.append_from(store, start);
+            expected.extend_from_slice(&records[start..]);
+        }
+        assert_eq!(joined.to_vec(), expected);
+        // Appending the first part again leaves out every record: all are known.
+        assert_eq!(joined.append_unique(part(0).0), 3000);
+        assert_eq!(joined.len(), expected.len());
     }
 
     #[test]

@@ -122,11 +122,32 @@ impl<K: Key> SortedLog<K> {
         }
     }
 
-    /// Sorts the pending keys into a run and merges runs of similar length, so there are
-    /// O(log n) of them to merge when the log is read.
+    /// Moves every key of `other` into this log: the same as
+    /// `extend(other.iter_sorted())`, but when neither log spills, `other`'s sorted runs are
+    /// taken over whole instead of re-read key by key.
+    pub fn absorb(&mut self, mut other: Self) {
+        if self.spill_at != usize::MAX || other.spill.is_some() {
+            self.extend(other.iter_sorted());
+            return;
+        }
+        other.pending.sort_unstable();
+        for run in other.runs.into_iter().chain([other.pending]) {
+            if !run.is_empty() {
+                self.push_run(run);
+            }
+        }
+    }
+
+    /// Sorts the pending keys into a run.
     fn seal_pending(&mut self) {
         let mut run = std::mem::take(&mut self.pending);
         run.sort_unstable();
+        self.push_run(run);
+    }
+
+    /// Adds a sorted run and merges runs of similar length, so there are O(log n) of them to
+    /// merge when the log is read.
+    fn push_run(&mut self, run: Vec<K>) {
         self.runs.push(run);
         while let [.., longer, shorter] = &self.runs[..] {
             if longer.len() > 2 * shorter.len() {
@@ -135,9 +156,7 @@ impl<K: Key> SortedLog<K> {
             let (Some(shorter), Some(longer)) = (self.runs.pop(), self.runs.pop()) else {
                 break;
             };
-            let mut merged = Vec::with_capacity(longer.len() + shorter.len());
-            merged.extend(merge_two(longer.into_iter(), shorter.into_iter()));
-            self.runs.push(merged);
+            self.runs.push(merge_runs(&longer, &shorter));
         }
     }
 
@@ -314,6 +333,25 @@ impl<K: Key> Iterator for RunReader<'_, K> {
     }
 }
 
+/// Merges two ascending runs in memory (a plain loop over slices: several times faster than
+/// [`merge_two`]'s iterators, and runs are merged often).
+fn merge_runs<K: Key>(a: &[K], b: &[K]) -> Vec<K> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if b[j] < a[i] {
+            merged.push(b[j]);
+            j += 1;
+        } else {
+            merged.push(a[i]);
+            i += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
+}
+
 /// Merges two ascending sequences into one.
 fn merge_two<K: Key>(
     a: impl Iterator<Item = K>,
@@ -379,6 +417,34 @@ mod tests {
         assert_eq!(log.len(), keys.len() as u64);
         assert!(log.runs.len() <= 3, "runs of similar length are merged");
         assert!(log.spilled.is_empty());
+    }
+
+    #[test]
+    fn absorbing_a_log_equals_extending_with_its_keys() {
+        let (a, b) = (
+            shuffled(3 * BATCH as u64 + 5, 3),
+            shuffled(BATCH as u64 + 9, 4),
+        );
+        let mut expected: Vec<u64> = a.iter().chain(&b).copied().collect();
+        expected.sort_unstable();
+        for spilling in [false, true] {
+            let new = || {
+                if spilling {
+                    SortedLog::spilling(4096)
+                } else {
+                    SortedLog::default()
+                }
+            };
+            let (mut left, mut right) = (new(), new());
+            left.extend(a.iter().copied());
+            right.extend(b.iter().copied());
+            left.absorb(right);
+            assert!(
+                left.iter_sorted().eq(expected.iter().copied()),
+                "spilling: {spilling}"
+            );
+            assert_eq!(left.len(), expected.len() as u64);
+        }
     }
 
     #[test]

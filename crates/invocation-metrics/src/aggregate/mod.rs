@@ -423,6 +423,19 @@ impl MetricsAccumulator {
         };
     }
 
+    /// [`merge`](Self::merge), moving `other`'s per-record state instead of copying it:
+    /// much faster when many chunk accumulators are folded into one.
+    pub fn absorb(&mut self, mut other: Self) {
+        let retries_after = std::mem::take(&mut other.retries_after);
+        let infra_failed = std::mem::take(&mut other.infra_failed);
+        let running = std::mem::take(&mut other.running);
+        // The rest is small (totals and per-group histograms): merged as usual.
+        self.merge(&other);
+        self.retries_after.absorb(retries_after);
+        self.infra_failed.absorb(infra_failed);
+        self.running.absorb(running);
+    }
+
     /// Computes the aggregate of every record added so far, or says why the state a
     /// [`spilling`](Self::spilling) accumulator wrote out could not be read back.
     pub fn try_finish(&self, options: &AggregateOptions) -> std::io::Result<MetricsAggregate> {

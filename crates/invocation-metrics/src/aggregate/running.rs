@@ -41,6 +41,12 @@ impl RunningChanges {
         self.last = self.last.max(other.last);
     }
 
+    /// [`merge`](Self::merge), moving `other`'s events instead of copying them.
+    pub fn absorb(&mut self, other: Self) {
+        self.events.absorb(other.events);
+        self.last = self.last.max(other.last);
+    }
+
     /// Every change in time order, coalesced per millisecond, zeros dropped.
     pub fn in_order(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         let mut events = self
