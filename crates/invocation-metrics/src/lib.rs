@@ -88,6 +88,7 @@ mod canonical;
 mod checkpoint;
 mod collector;
 mod error;
+mod hashing;
 mod journal;
 mod parse;
 mod record;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasherDefault;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -463,7 +463,7 @@ fn repeated_positions(ids: &SortedLog<u128>, mut repeats: SortedLog<u64>) -> Sor
 }
 
 fn id_hash(id: &str) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+    crate::hashing::hash64(id)
 }
 
 /// What a parser thread made of one newline-aligned chunk.

@@ -7,11 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::hashing::FastHash;
 use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
-
-/// A fast, non-cryptographic hasher for in-memory sets of names and ids (each match is then
-/// confirmed by comparing the strings).
-type FastHash = foldhash::fast::RandomState;
 
 /// Records in the order they were added.
 #[derive(Debug, Default)]

@@ -6,7 +6,6 @@
 //! the order records arrived in or on how they were split into chunks or shards.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -294,7 +293,7 @@ impl GroupAccumulator {
 /// the retry bookkeeping costs 8 bytes per retry instead of two strings. Two different
 /// attempts colliding needs a 64-bit hash collision (about one in 10^7 for 10 M retries).
 fn attempt_key(agent: &str, phase: u32, task: &str, attempt: u32) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one((agent, phase, task, attempt))
+    crate::hashing::hash64((agent, phase, task, attempt))
 }
 
 /// Running state from which a [`MetricsAggregate`] is computed.
