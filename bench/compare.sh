@@ -50,3 +50,15 @@ done
 
 "$bin" summary "$file" --json --bucket 1h > bench/data/ours.json
 "$py" bench/duckdb_aggregate.py "$file" "$BUCKET_MS" bench/data/ours.json
+
+# The collector's load against DuckDB's load of the same file (every field into a table),
+# alternating. The bench binary is built once, by the first run.
+echo
+echo "| load of the same file | run seconds |"
+echo "|---|---|"
+for _ in $(seq "$RUNS"); do
+  ours_load=$(BENCH_LOAD_DIR="$PWD/$data" cargo bench -q -p invocation-metrics --bench collector -- load 2>/dev/null \
+    | awk -F'|' '/load_from_disk/ {print $3}')
+  echo "| load_from_disk | $ours_load |"
+  echo "| duckdb CREATE TABLE AS read_json | $("$py" bench/duckdb_load.py "$file") |"
+done

@@ -211,13 +211,17 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn load_section(scale: u64) {
+    // BENCH_LOAD_DIR: load that directory's metrics file instead of a generated one (how
+    // bench/compare.sh times the load against DuckDB's on the same file).
+    let given = std::env::var_os("BENCH_LOAD_DIR").map(std::path::PathBuf::from);
+    let generated = tempfile::tempdir().unwrap();
+    let dir = given.as_deref().unwrap_or(generated.path());
     let n = 1_000_000 / scale;
-    let dir = tempfile::tempdir().unwrap();
-    {
+    if given.is_none() {
         // Written line by line, not through a collector: a million records freed just before
         // the load would leave the heap full of free memory for it to reuse unseen, and the
         // resident bytes per record would read low.
-        let file = std::fs::File::create(dir.path().join(METRICS_FILE_NAME)).unwrap();
+        let file = std::fs::File::create(dir.join(METRICS_FILE_NAME)).unwrap();
         let mut out = std::io::BufWriter::new(file);
         for i in 0..n {
             writeln!(out, "{}", metric(i).to_json_line()).unwrap();
@@ -225,10 +229,11 @@ fn load_section(scale: u64) {
         out.flush().unwrap();
     }
     let before = rss_bytes();
-    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let collector = InvocationMetricsCollector::open(dir).unwrap();
     let start = Instant::now();
     let report = collector.load_from_disk(0).unwrap();
     let load = start.elapsed();
+    assert!(report.loaded > 0, "no records in {}", dir.display());
     let per_record = rss_bytes().saturating_sub(before) as f64 / report.loaded as f64;
     println!(
         "| load_from_disk, {} records | {load:?}, {per_record:.0} resident bytes/record |",
@@ -242,7 +247,10 @@ fn load_section(scale: u64) {
     let again = collector.compute_aggregate();
     let warm = start.elapsed();
     assert_eq!(first, again);
-    println!("| compute_aggregate, {n} records: first call / later calls | {cold:?} / {warm:?} |");
+    println!(
+        "| compute_aggregate, {} records: first call / later calls | {cold:?} / {warm:?} |",
+        report.loaded
+    );
 
     let records = collector.get_all();
     let start = Instant::now();
@@ -251,7 +259,8 @@ fn load_section(scale: u64) {
     let start = Instant::now();
     let _ = acc.finish(&Default::default());
     println!(
-        "| MetricsAccumulator: add {n} / finish | {fold:?} / {:?} |",
+        "| MetricsAccumulator: add {} / finish | {fold:?} / {:?} |",
+        records.len(),
         start.elapsed()
     );
 }
