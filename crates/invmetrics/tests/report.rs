@@ -107,3 +107,24 @@ fn json_report_holds_metrics_and_aggregate() {
     assert_eq!(report["metrics"][0]["invocationId"], "inv-01");
     assert_eq!(report["aggregate"]["totalInvocations"], 10);
 }
+
+#[test]
+fn the_same_input_gives_the_same_bytes() {
+    // Reports are diffed and checked in; a chart whose SVG changed order from run to run
+    // (plotters' hash-map histogram) made every report look changed.
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::fixtures().join("small.jsonl");
+    let mut pages = Vec::new();
+    for name in ["a.html", "b.html"] {
+        let out = dir.path().join(name);
+        let (code, _, stderr) = run(&[
+            "report",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        pages.push(fs::read(out).unwrap());
+    }
+    assert!(pages[0] == pages[1], "two runs gave different reports");
+}

@@ -217,9 +217,11 @@ impl Timestamp {
 
     /// Whole milliseconds since the Unix epoch, rounded down.
     pub fn unix_ms(&self) -> i64 {
-        let ms = self.0.unix_timestamp_nanos().div_euclid(1_000_000);
-        // The time crate's range (±9999 years) fits comfortably in i64 milliseconds.
-        i64::try_from(ms).unwrap_or(i64::MAX)
+        // Whole seconds (rounded down) plus the millisecond within the second, which offsets
+        // (whole seconds in the time crate) leave alone; no 128-bit division, which made this
+        // the hottest function of sorting records by start. The time crate's range (±9999
+        // years) fits comfortably in i64 milliseconds.
+        self.0.unix_timestamp() * 1000 + i64::from(self.0.millisecond())
     }
 
     /// The underlying `time` value.
@@ -409,6 +411,26 @@ mod tests {
             .replace("2026-11-25T10:00:00.123+02:00", "2026-11-25T10:00:00");
         let err = serde_json::from_str::<InvocationMetric>(&line).unwrap_err();
         assert!(err.to_string().contains("timestamp"), "{err}");
+    }
+
+    #[test]
+    fn unix_ms_is_the_nanoseconds_rounded_down() {
+        for text in [
+            "2026-11-25T10:00:00.123456789+05:30",
+            "2026-11-25T10:00:00.999999999-09:59",
+            "1969-12-31T23:59:59.000000001Z",
+            "1900-01-01T00:00:00.5+01:00",
+            "9999-12-31T23:59:59.999Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let t: Timestamp = text.parse().unwrap();
+            let nanos = t.as_offset_date_time().unix_timestamp_nanos();
+            assert_eq!(
+                i128::from(t.unix_ms()),
+                nanos.div_euclid(1_000_000),
+                "{text}"
+            );
+        }
     }
 
     #[test]

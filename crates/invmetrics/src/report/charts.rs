@@ -139,10 +139,19 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
             .map_err(draw_err)?;
         chart
             .draw_series(
-                Histogram::horizontal(&chart)
-                    .style(ACCENT.mix(0.8).filled())
-                    .margin(5)
-                    .data(items.iter().enumerate().map(|(i, (_, v))| (i, *v))),
+                // Rectangles, not plotters' Histogram: that one keeps its bars in a hash map,
+                // so the SVG came out in a different order on every run.
+                items.iter().enumerate().map(|(i, (_, v))| {
+                    let mut bar = Rectangle::new(
+                        [
+                            (0.0, SegmentValue::Exact(i)),
+                            (*v, SegmentValue::Exact(i + 1)),
+                        ],
+                        ACCENT.mix(0.8).filled(),
+                    );
+                    bar.set_margin(5, 5, 0, 0);
+                    bar
+                }),
             )
             .map_err(draw_err)?;
         Ok(())
@@ -209,9 +218,7 @@ pub fn durations(records: &[InvocationMetric]) -> Result<String> {
 /// overlap), green when it succeeded first time, orange for a successful retry, red when it
 /// failed. Draws at most [`TIMELINE_LIMIT`] invocations, the earliest.
 pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
-    let mut by_start: Vec<&InvocationMetric> = records.iter().collect();
-    by_start.sort_by_key(|m| m.start_ms());
-    by_start.truncate(TIMELINE_LIMIT);
+    let by_start = super::earliest(records, TIMELINE_LIMIT, |m| m.start_ms());
     let first = by_start.first().map_or(0, |m| m.start_ms());
 
     let mut lane_ends: Vec<i64> = Vec::new();

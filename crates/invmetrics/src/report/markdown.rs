@@ -65,21 +65,19 @@ fn write_report(
         }
     }
 
-    let mut by_start: Vec<&InvocationMetric> = records.iter().collect();
-    by_start.sort_by_key(|m| (m.start_ms(), m.agent.as_str()));
     writeln!(md, "\n## Timeline\n")?;
-    if by_start.len() > GANTT_LIMIT {
+    if records.len() > GANTT_LIMIT {
         writeln!(
             md,
             "The first {GANTT_LIMIT} of {} invocations.\n",
-            by_start.len()
+            records.len()
         )?;
     }
     writeln!(
         md,
         "```mermaid\ngantt\n    dateFormat x\n    axisFormat %H:%M:%S"
     )?;
-    let mut shown: Vec<&InvocationMetric> = by_start.into_iter().take(GANTT_LIMIT).collect();
+    let mut shown = super::earliest(records, GANTT_LIMIT, |m| (m.start_ms(), m.agent.as_str()));
     shown.sort_by(|a, b| a.agent.cmp(&b.agent).then(a.start_ms().cmp(&b.start_ms())));
     let mut section = None;
     for m in shown {

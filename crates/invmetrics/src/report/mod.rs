@@ -66,3 +66,23 @@ pub fn write_html(
     write_file_atomically(path, page.as_bytes())?;
     Ok(())
 }
+
+/// The `limit` records with the smallest `key`, in key order (ties in record order): a
+/// selection, then a sort of the few selected, each key computed once.
+pub fn earliest<'a, K: Ord>(
+    records: &'a [InvocationMetric],
+    limit: usize,
+    key: impl Fn(&'a InvocationMetric) -> K,
+) -> Vec<&'a InvocationMetric> {
+    let mut keyed: Vec<(K, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (key(m), i))
+        .collect();
+    if keyed.len() > limit && limit > 0 {
+        keyed.select_nth_unstable(limit - 1);
+    }
+    keyed.truncate(limit);
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| &records[i]).collect()
+}
