@@ -114,5 +114,5 @@ pub use journal::{
 pub use parse::{Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_with_dialect};
 pub use record::{InvocationMetric, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
-pub use retry::{Attempt, RetryChain, retry_chains};
+pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};
 pub use source::{Input, InputReport, MetricsScan, RecordFilter, ScanReport, resolve_inputs};

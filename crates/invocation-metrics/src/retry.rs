@@ -1,9 +1,10 @@
 //! Retry chains: the attempts of one task (same agent, phase and taskId) in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
+use crate::hashing::{FastHash, hash64};
 use crate::record::InvocationMetric;
 
 /// One attempt within a [`RetryChain`].
@@ -54,34 +55,126 @@ impl RetryChain {
 /// Every task that was retried (has an attempt above 1), ordered by agent, phase and task.
 /// Records without a taskId cannot be chained and are left out.
 pub fn retry_chains(records: &[InvocationMetric]) -> Vec<RetryChain> {
-    let mut chains: BTreeMap<(&str, u32, &str), Vec<Attempt>> = BTreeMap::new();
-    for m in records {
-        if let Some(task) = &m.task_id {
-            chains
-                .entry((&m.agent, m.phase, task))
-                .or_default()
-                .push(Attempt {
-                    attempt: m.attempt,
-                    invocation_id: m.invocation_id.clone(),
-                    success: m.success,
-                    error_class: m.error_class.clone(),
-                    tier: m.tier.clone(),
-                });
+    let mut scan = RetryChainScan::new(usize::MAX);
+    records.iter().for_each(|m| scan.first_pass(m));
+    if scan.needs_second_pass() {
+        records.iter().for_each(|m| scan.second_pass(m));
+    }
+    scan.finish().0
+}
+
+/// Finds the first `limit` retry chains (in [`retry_chains`]' order) and counts them all,
+/// in two passes over the same records, holding one hash per retried task and the attempts
+/// of the chains it keeps — not the records. For inputs too big to hold.
+///
+/// ```
+/// use invocation_metrics::{InvocationMetric, RetryChainScan, Timestamp};
+///
+/// let attempt = |id: &str, n: u32| {
+///     let mut m = InvocationMetric::new(id, "coder", 1, Timestamp::UNIX_EPOCH);
+///     m.task_id = Some("t1".into());
+///     m.attempt = n;
+///     m
+/// };
+/// let records = [attempt("a", 1), attempt("b", 2)];
+/// let mut scan = RetryChainScan::new(10);
+/// records.iter().for_each(|m| scan.first_pass(m));
+/// if scan.needs_second_pass() {
+///     records.iter().for_each(|m| scan.second_pass(m));
+/// }
+/// let (chains, total) = scan.finish();
+/// assert_eq!((chains[0].attempts.len(), total), (2, 1));
+/// ```
+#[derive(Debug)]
+pub struct RetryChainScan {
+    limit: usize,
+    /// Every retried task, by hash: the count.
+    retried: HashSet<u64, FastHash>,
+    /// The `limit` smallest retried tasks: the chains kept.
+    kept: BTreeMap<(String, u32, String), Vec<Attempt>>,
+    /// Their hashes, made for the second pass: most records belong to no kept chain, and
+    /// this tells so without building a key.
+    kept_hashes: Option<HashSet<u64, FastHash>>,
+}
+
+impl RetryChainScan {
+    /// Keeps the first `limit` chains.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            retried: HashSet::default(),
+            kept: BTreeMap::new(),
+            kept_hashes: None,
         }
     }
-    chains
-        .into_iter()
-        .filter(|(_, attempts)| attempts.iter().any(|a| a.attempt > 1))
-        .map(|((agent, phase, task), mut attempts)| {
-            attempts.sort_by_key(|a| a.attempt);
-            RetryChain {
-                agent: agent.to_owned(),
-                phase,
-                task_id: task.to_owned(),
-                attempts,
-            }
-        })
-        .collect()
+
+    /// The first pass: notes each retried task.
+    pub fn first_pass(&mut self, m: &InvocationMetric) {
+        let Some(task) = &m.task_id else { return };
+        if m.attempt <= 1 || !self.retried.insert(hash64((&m.agent, m.phase, task))) {
+            return;
+        }
+        let past_the_last = self.kept.len() >= self.limit
+            && self.kept.last_key_value().is_some_and(|(last, _)| {
+                (last.0.as_str(), last.1, last.2.as_str()) < (&m.agent, m.phase, task)
+            });
+        if past_the_last || self.limit == 0 {
+            return;
+        }
+        self.kept
+            .insert((m.agent.clone(), m.phase, task.clone()), Vec::new());
+        if self.kept.len() > self.limit {
+            self.kept.pop_last();
+        }
+    }
+
+    /// Whether [`second_pass`](Self::second_pass) has attempts to collect.
+    pub fn needs_second_pass(&self) -> bool {
+        !self.kept.is_empty()
+    }
+
+    /// The second pass, over the same records in the same order: collects the attempts
+    /// of the chains kept.
+    pub fn second_pass(&mut self, m: &InvocationMetric) {
+        let Some(task) = &m.task_id else { return };
+        let kept = &self.kept;
+        let kept_hashes = self.kept_hashes.get_or_insert_with(|| {
+            kept.keys()
+                .map(|(agent, phase, task)| hash64((agent, *phase, task)))
+                .collect()
+        });
+        if !kept_hashes.contains(&hash64((&m.agent, m.phase, task))) {
+            return;
+        }
+        let key = (m.agent.clone(), m.phase, task.clone());
+        if let Some(attempts) = self.kept.get_mut(&key) {
+            attempts.push(Attempt {
+                attempt: m.attempt,
+                invocation_id: m.invocation_id.clone(),
+                success: m.success,
+                error_class: m.error_class.clone(),
+                tier: m.tier.clone(),
+            });
+        }
+    }
+
+    /// The chains kept, in order, and how many retried tasks there are in all.
+    pub fn finish(self) -> (Vec<RetryChain>, u64) {
+        let chains = self
+            .kept
+            .into_iter()
+            .map(|((agent, phase, task_id), mut attempts)| {
+                attempts.sort_by_key(|a| a.attempt);
+                RetryChain {
+                    agent,
+                    phase,
+                    task_id,
+                    attempts,
+                }
+            })
+            .collect();
+        (chains, self.retried.len() as u64)
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +206,56 @@ mod tests {
             chains[0].outcomes(),
             "failed (rate-limit) → failed → succeeded"
         );
+    }
+
+    #[test]
+    fn a_limited_scan_keeps_the_first_chains_and_counts_them_all() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let t = "2026-11-25T10:00:00Z".parse().unwrap();
+        let records: Vec<InvocationMetric> = (0..3000)
+            .map(|i| {
+                let agent = ["a", "b", "c"][rng.usize(0..3)];
+                let mut m = InvocationMetric::new(format!("i{i}"), agent, rng.u32(1..4), t);
+                m.task_id = (rng.u8(0..10) > 0).then(|| format!("t{}", rng.u32(0..300)));
+                m.attempt = rng.u32(1..4);
+                m.success = rng.bool();
+                m
+            })
+            .collect();
+        // The plain way: group every record by task, keep the groups with a retry.
+        let mut groups: BTreeMap<(&str, u32, &str), Vec<&InvocationMetric>> = BTreeMap::new();
+        for m in &records {
+            if let Some(task) = &m.task_id {
+                groups.entry((&m.agent, m.phase, task)).or_default().push(m);
+            }
+        }
+        let plain: Vec<(String, u32, String, Vec<u32>)> = groups
+            .into_iter()
+            .filter(|(_, ms)| ms.iter().any(|m| m.attempt > 1))
+            .map(|((a, p, t), ms)| {
+                let mut attempts: Vec<u32> = ms.iter().map(|m| m.attempt).collect();
+                attempts.sort();
+                (a.to_owned(), p, t.to_owned(), attempts)
+            })
+            .collect();
+        let all = retry_chains(&records);
+        let found: Vec<(String, u32, String, Vec<u32>)> = all
+            .iter()
+            .map(|c| {
+                let attempts = c.attempts.iter().map(|a| a.attempt).collect();
+                (c.agent.clone(), c.phase, c.task_id.clone(), attempts)
+            })
+            .collect();
+        assert_eq!(found, plain);
+        assert!(all.len() > 20, "{} chains", all.len());
+        for limit in [0, 1, 7, all.len(), all.len() + 5] {
+            let mut scan = RetryChainScan::new(limit);
+            records.iter().for_each(|m| scan.first_pass(m));
+            assert_eq!(scan.needs_second_pass(), limit > 0);
+            records.iter().for_each(|m| scan.second_pass(m));
+            let (chains, total) = scan.finish();
+            assert_eq!(total, all.len() as u64);
+            assert_eq!(chains, all[..limit.min(all.len())], "limit {limit}");
+        }
     }
 }
