@@ -11,6 +11,8 @@ const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
 pub(super) struct DurationHistogram {
     counts: Vec<u64>,
     total: u64,
+    /// Meaningful once `total > 0`.
+    min: u64,
     max: u64,
 }
 
@@ -45,6 +47,7 @@ impl DurationHistogram {
             self.counts.resize(bucket + 1, 0);
         }
         self.counts[bucket] += 1;
+        self.min = if self.total == 0 { d } else { self.min.min(d) };
         self.total += 1;
         self.max = self.max.max(d);
     }
@@ -56,12 +59,24 @@ impl DurationHistogram {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
+        if other.total > 0 {
+            self.min = if self.total == 0 {
+                other.min
+            } else {
+                self.min.min(other.min)
+            };
+        }
         self.total += other.total;
         self.max = self.max.max(other.max);
     }
 
     pub fn max(&self) -> u64 {
         self.max
+    }
+
+    /// The shortest duration added; 0 when none was.
+    pub fn min(&self) -> u64 {
+        if self.total == 0 { 0 } else { self.min }
     }
 
     /// The nearest-rank `p`th percentile: exact below 2,048 ms; above, the true value `v`
@@ -121,5 +136,12 @@ mod tests {
             "{top}"
         );
         assert_eq!(h.max(), 1_000_000);
+        assert_eq!(h.min(), 1);
+        let mut later = DurationHistogram::default();
+        assert_eq!(later.min(), 0);
+        later.add(7);
+        later.merge(&DurationHistogram::default());
+        h.merge(&later);
+        assert_eq!((later.min(), h.min()), (7, 1));
     }
 }

@@ -221,8 +221,14 @@ pub struct GroupSummary {
     pub total_duration_ms: u64,
     /// Mean `durationMs`.
     pub mean_duration_ms: f64,
+    /// Shortest `durationMs`.
+    pub min_duration_ms: u64,
+    /// First quartile of `durationMs` (nearest rank).
+    pub p25_duration_ms: u64,
     /// Median `durationMs` (nearest rank).
     pub p50_duration_ms: u64,
+    /// Third quartile of `durationMs` (nearest rank).
+    pub p75_duration_ms: u64,
     /// 95th percentile of `durationMs` (nearest rank).
     pub p95_duration_ms: u64,
     /// 99th percentile of `durationMs` (nearest rank).
@@ -281,7 +287,10 @@ impl GroupAccumulator {
             cost: pico_to_usd(self.cost_pico),
             total_duration_ms: self.duration_ms,
             mean_duration_ms: ratio(self.duration_ms, self.invocations),
+            min_duration_ms: self.durations.min(),
+            p25_duration_ms: self.durations.percentile(25),
             p50_duration_ms: self.durations.percentile(50),
+            p75_duration_ms: self.durations.percentile(75),
             p95_duration_ms: self.durations.percentile(95),
             p99_duration_ms: self.durations.percentile(99),
             max_duration_ms: self.durations.max(),
