@@ -1,6 +1,8 @@
 //! Reading the inputs of a reading subcommand, with a progress bar for big files.
 
-use std::io::{IsTerminal, Read};
+use std::fs::File;
+use std::io::{IsTerminal, Read, Seek, Write};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +35,115 @@ pub fn scan(
     let report = scan.finish();
     report_damage(&report);
     Ok(report)
+}
+
+/// Like [`scan`], remembering what was read so that [`ReadAgain::scan`] can go over exactly
+/// the same bytes a second time: each file up to the length read (a live file may have grown
+/// since), stdin from a copy made in a temporary file while it was read.
+pub fn scan_remembering(
+    args: &InputArgs,
+    filter: RecordFilter,
+    quiet: bool,
+    mut on_record: impl FnMut(InvocationMetric),
+) -> Result<(ScanReport, ReadAgain)> {
+    let inputs = resolve_inputs(&args.paths, args.recursive)?;
+    let mut scan = MetricsScan::new(filter);
+    let mut again = ReadAgain {
+        sources: Vec::new(),
+    };
+    for input in &inputs {
+        let name = input.to_string();
+        let reader = open_with_progress(input, quiet)?;
+        let source = match input {
+            Input::Stdin => {
+                let copy = tempfile::tempfile().context("cannot make a temporary copy of stdin")?;
+                let mut tee = Tee { reader, copy };
+                scan.read(&name, &mut tee, &mut on_record)
+                    .with_context(|| format!("cannot read {name}"))?;
+                let mut copy = tee.copy;
+                copy.rewind()
+                    .context("cannot read back the temporary copy of stdin")?;
+                Again::Copy(copy)
+            }
+            Input::File(path) => {
+                let mut counted = Counted { reader, bytes: 0 };
+                scan.read(&name, &mut counted, &mut on_record)
+                    .with_context(|| format!("cannot read {name}"))?;
+                Again::File {
+                    path: path.clone(),
+                    len: counted.bytes,
+                }
+            }
+        };
+        again.sources.push((name, source));
+    }
+    let report = scan.finish();
+    report_damage(&report);
+    Ok((report, again))
+}
+
+/// The inputs a [`scan_remembering`] read, to read them again.
+pub struct ReadAgain {
+    sources: Vec<(String, Again)>,
+}
+
+enum Again {
+    File { path: PathBuf, len: u64 },
+    Copy(File),
+}
+
+impl ReadAgain {
+    /// Reads the same bytes again, with the same filter and de-duplication, so `on_record`
+    /// sees the same records in the same order as the first pass did. Damage was reported
+    /// then and is not again.
+    pub fn scan(
+        self,
+        filter: RecordFilter,
+        mut on_record: impl FnMut(InvocationMetric),
+    ) -> Result<()> {
+        let mut scan = MetricsScan::new(filter);
+        for (name, source) in self.sources {
+            let reader: Box<dyn Read> = match source {
+                Again::File { path, len } => Box::new(
+                    File::open(&path)
+                        .with_context(|| format!("cannot read {name} again"))?
+                        .take(len),
+                ),
+                Again::Copy(copy) => Box::new(copy),
+            };
+            scan.read(&name, reader, &mut on_record)
+                .with_context(|| format!("cannot read {name} again"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies what it reads into a file.
+struct Tee<R> {
+    reader: R,
+    copy: File,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Counts the bytes it reads.
+struct Counted<R> {
+    reader: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// Like [`scan`], aggregating on every core and in bounded memory.

@@ -1,7 +1,5 @@
 //! Charts as inline SVG, drawn with plotters (which escapes every text it draws).
 
-use std::collections::BTreeMap;
-
 use anyhow::{Result, anyhow};
 use invocation_metrics::{InvocationMetric, MetricsAggregate, Timestamp};
 use plotters::coord::Shift;
@@ -13,9 +11,6 @@ const ACCENT: RGBColor = RGBColor(0x2f, 0x6f, 0xeb);
 const SUCCESS: RGBColor = RGBColor(0x2e, 0x9e, 0x5b);
 const RETRIED: RGBColor = RGBColor(0xe0, 0x8a, 0x1e);
 const FAILED: RGBColor = RGBColor(0xd6, 0x3c, 0x3c);
-
-/// Most invocations drawn in the timeline; beyond this the SVG gets too heavy for a browser.
-pub const TIMELINE_LIMIT: usize = 3000;
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw chart: {e:?}")
@@ -158,24 +153,39 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
     })
 }
 
-/// One box per agent: quartiles of its durations, whiskers to the extremes (log scale).
-pub fn durations(records: &[InvocationMetric]) -> Result<String> {
-    let mut per_agent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for m in records {
-        per_agent
-            .entry(&m.agent)
-            .or_default()
-            .push(m.duration_ms.max(1) as f64);
-    }
-    let names: Vec<String> = per_agent.keys().map(|n| label(n)).collect();
-    let n = names.len().max(1);
-    let max = per_agent.values().flatten().copied().fold(1.0, f64::max) * 1.5;
-    // Quartiles puts the lower whisker 1.5 IQR below the box, often below zero; start the
-    // axis just under the shortest duration instead of letting it stretch to 1 ms.
-    let min = per_agent
+/// One box per agent: the quartiles of its durations, whiskers 1.5 interquartile ranges
+/// out (log scale). Quartiles come from the aggregate (nearest rank, within 0.1%), so the
+/// chart needs no records.
+pub fn durations(agg: &MetricsAggregate) -> Result<String> {
+    let names: Vec<String> = agg.agents.keys().map(|n| label(n)).collect();
+    let boxes: Vec<Quartiles> = agg
+        .agents
         .values()
-        .flatten()
-        .copied()
+        .map(|g| {
+            // Five values whose quartiles, as plotters interpolates them, are exactly the
+            // aggregate's.
+            let (q1, q2, q3) = (
+                g.p25_duration_ms.max(1) as f64,
+                g.p50_duration_ms.max(1) as f64,
+                g.p75_duration_ms.max(1) as f64,
+            );
+            Quartiles::new(&[q1, q1, q2, q3, q3])
+        })
+        .collect();
+    let n = names.len().max(1);
+    let max = agg
+        .agents
+        .values()
+        .map(|g| g.max_duration_ms as f64)
+        .chain(boxes.iter().map(|q| f64::from(q.values()[4])))
+        .fold(1.0, f64::max)
+        * 1.5;
+    // The lower whisker often reaches below zero; start the axis just under the shortest
+    // duration (or the lowest whisker above it) instead of letting it stretch to 1 ms.
+    let min = agg
+        .agents
+        .values()
+        .map(|g| g.min_duration_ms.max(1) as f64)
         .fold(f64::MAX, f64::min)
         .min(max)
         / 1.5;
@@ -203,8 +213,8 @@ pub fn durations(records: &[InvocationMetric]) -> Result<String> {
             .draw()
             .map_err(draw_err)?;
         chart
-            .draw_series(per_agent.values().enumerate().map(|(i, values)| {
-                Boxplot::new_horizontal(SegmentValue::CenterOf(i), &Quartiles::new(values))
+            .draw_series(boxes.iter().enumerate().map(|(i, quartiles)| {
+                Boxplot::new_horizontal(SegmentValue::CenterOf(i), quartiles)
                     .width(16)
                     .whisker_width(0.6)
                     .style(ACCENT)
@@ -216,14 +226,13 @@ pub fn durations(records: &[InvocationMetric]) -> Result<String> {
 
 /// A Gantt chart: every invocation a bar on the lane it ran in (lanes packed so bars never
 /// overlap), green when it succeeded first time, orange for a successful retry, red when it
-/// failed. Draws at most [`TIMELINE_LIMIT`] invocations, the earliest.
-pub fn timeline(records: &[InvocationMetric]) -> Result<String> {
-    let by_start = super::earliest(records, TIMELINE_LIMIT, |m| m.start_ms());
+/// failed. `by_start`: the invocations to draw, earliest first.
+pub fn timeline(by_start: &[InvocationMetric]) -> Result<String> {
     let first = by_start.first().map_or(0, |m| m.start_ms());
 
     let mut lane_ends: Vec<i64> = Vec::new();
     let mut bars = Vec::with_capacity(by_start.len());
-    for m in &by_start {
+    for m in by_start {
         let (start, end) = (m.start_ms(), m.end_ms().max(m.start_ms() + 1));
         let lane = match lane_ends.iter().position(|e| *e <= start) {
             Some(lane) => lane,

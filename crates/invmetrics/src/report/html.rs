@@ -2,17 +2,13 @@
 //! data escaped (maud escapes what it interpolates; plotters escapes chart text).
 
 use anyhow::Result;
-use invocation_metrics::{
-    Breakdown, GroupSummary, InvocationMetric, MetricsAggregate, retry_chains,
-};
+use invocation_metrics::{Breakdown, GroupSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::charts;
+use super::data::{ReportData, TIMELINE_LIMIT};
 use crate::format::{count, usd};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
-
-/// Most retry chains listed.
-const CHAIN_LIMIT: usize = 200;
 
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }
@@ -38,7 +34,8 @@ td.chain, th.chain { text-align: left; white-space: normal; }
 "#;
 
 /// Renders the whole page.
-pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<String> {
+pub fn render(data: &ReportData) -> Result<String> {
+    let agg = &data.aggregate;
     let by_agent = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
         agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
     };
@@ -55,9 +52,9 @@ pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<St
     let tokens_by_agent = charts::bars(&by_agent(|g| g.tokens as f64), tokens)?;
     let cost_by_phase = charts::bars(&by_phase(|g| g.cost), money)?;
     let tokens_by_phase = charts::bars(&by_phase(|g| g.tokens as f64), tokens)?;
-    let durations = charts::durations(records)?;
-    let timeline = charts::timeline(records)?;
-    let chains = retry_chains(records);
+    let durations = charts::durations(agg)?;
+    let timeline = charts::timeline(&data.earliest)?;
+    let chains = &data.chains;
 
     let page = html! {
         (DOCTYPE)
@@ -98,8 +95,8 @@ pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<St
                     span { i style="background:#e08a1e" {} "succeeded on a retry" }
                     span { i style="background:#d63c3c" {} "failed" }
                 }
-                @if records.len() > charts::TIMELINE_LIMIT {
-                    p.note { "The earliest " (count(charts::TIMELINE_LIMIT as u64)) " of " (count(records.len() as u64)) " invocations." }
+                @if agg.total_invocations > TIMELINE_LIMIT as u64 {
+                    p.note { "The earliest " (count(TIMELINE_LIMIT as u64)) " of " (count(agg.total_invocations)) " invocations." }
                 }
                 div.panel { (PreEscaped(timeline)) }
                 h2 { "Retry chains" }
@@ -109,7 +106,7 @@ pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<St
                     table {
                         thead { tr { th { "Agent" } th { "Phase" } th { "Task" } th.chain { "Attempts" } } }
                         tbody {
-                            @for chain in chains.iter().take(CHAIN_LIMIT) {
+                            @for chain in chains {
                                 tr {
                                     td { (chain.agent) } td { (chain.phase) }
                                     td { (chain.task_id) } td.chain { (chain.outcomes()) }
@@ -117,8 +114,8 @@ pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> Result<St
                             }
                         }
                     }
-                    @if chains.len() > CHAIN_LIMIT {
-                        p.note { "…and " (count((chains.len() - CHAIN_LIMIT) as u64)) " more." }
+                    @if data.chain_count > chains.len() as u64 {
+                        p.note { "…and " (count(data.chain_count - chains.len() as u64)) " more." }
                     }
                 }
                 @for breakdown in agg.breakdowns() {

@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use invocation_metrics::{InvocationMetric, MetricsAggregate, retry_chains};
+use invocation_metrics::InvocationMetric;
 
+use super::data::ReportData;
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 /// Most invocations drawn in the gantt (GitHub renders big diagrams slowly).
@@ -12,18 +13,15 @@ const GANTT_LIMIT: usize = 100;
 const CHAIN_LIMIT: usize = 50;
 
 /// Renders the report.
-pub fn render(records: &[InvocationMetric], agg: &MetricsAggregate) -> String {
+pub fn render(data: &ReportData) -> String {
     let mut md = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut md, records, agg);
+    let _ = write_report(&mut md, data);
     md
 }
 
-fn write_report(
-    md: &mut String,
-    records: &[InvocationMetric],
-    agg: &MetricsAggregate,
-) -> std::fmt::Result {
+fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
+    let agg = &data.aggregate;
     writeln!(md, "# Invocation metrics report\n")?;
     writeln!(md, "| Total | Value |\n|---|---|")?;
     for (name, value) in totals_rows(agg) {
@@ -43,7 +41,7 @@ fn write_report(
         }
     }
 
-    let chains = retry_chains(records);
+    let chains = &data.chains;
     if !chains.is_empty() {
         writeln!(md, "\n## Retry chains\n")?;
         writeln!(
@@ -60,24 +58,25 @@ fn write_report(
                 cell(&chain.outcomes())
             )?;
         }
-        if chains.len() > CHAIN_LIMIT {
-            writeln!(md, "\n…and {} more.", chains.len() - CHAIN_LIMIT)?;
+        let listed = chains.len().min(CHAIN_LIMIT) as u64;
+        if data.chain_count > listed {
+            writeln!(md, "\n…and {} more.", data.chain_count - listed)?;
         }
     }
 
     writeln!(md, "\n## Timeline\n")?;
-    if records.len() > GANTT_LIMIT {
+    if agg.total_invocations > GANTT_LIMIT as u64 {
         writeln!(
             md,
             "The first {GANTT_LIMIT} of {} invocations.\n",
-            records.len()
+            agg.total_invocations
         )?;
     }
     writeln!(
         md,
         "```mermaid\ngantt\n    dateFormat x\n    axisFormat %H:%M:%S"
     )?;
-    let mut shown = super::earliest(records, GANTT_LIMIT, |m| (m.start_ms(), m.agent.as_str()));
+    let mut shown: Vec<&InvocationMetric> = data.earliest.iter().take(GANTT_LIMIT).collect();
     shown.sort_by(|a, b| a.agent.cmp(&b.agent).then(a.start_ms().cmp(&b.start_ms())));
     let mut section = None;
     for m in shown {

@@ -1,6 +1,7 @@
 //! `report`: the same summary as a self-contained HTML page, GitHub Markdown, or JSON.
 
 mod charts;
+mod data;
 mod html;
 mod markdown;
 
@@ -8,44 +9,23 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use invocation_metrics::{
-    InvocationMetric, MetricsAccumulator, MetricsAggregate, write_file_atomically,
+    AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, write_file_atomically,
 };
 use serde::Serialize;
 
 use crate::args::{ReportArgs, ReportFormat};
 use crate::input;
+use data::{ReportBuilder, ReportData};
 
 /// `invmetrics report`.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let mut records = Vec::new();
-    let scan = input::scan(&args.input, args.aggregate.filter(), false, |m| {
-        records.push(m)
-    })?;
-    input::require_records(&scan)?;
     let options = args.aggregate.options();
-    let aggregate = records
-        .iter()
-        .collect::<MetricsAccumulator>()
-        .finish(&options);
-    input::warn_if_buckets_widened(&options, &aggregate);
     let bytes = match args.format {
-        ReportFormat::Html => html::render(&records, &aggregate)?.into_bytes(),
-        ReportFormat::Md => markdown::render(&records, &aggregate).into_bytes(),
-        ReportFormat::Json => {
-            #[derive(Serialize)]
-            struct JsonReport<'a> {
-                metrics: &'a [InvocationMetric],
-                aggregate: &'a MetricsAggregate,
-            }
-            let mut json = serde_json::to_vec_pretty(&JsonReport {
-                metrics: &records,
-                aggregate: &aggregate,
-            })?;
-            json.push(b'\n');
-            json
-        }
+        ReportFormat::Html => html::render(&gather(args, &options)?)?.into_bytes(),
+        ReportFormat::Md => markdown::render(&gather(args, &options)?).into_bytes(),
+        ReportFormat::Json => json(args, &options)?,
     };
     if args.output.as_os_str() == "-" {
         out.write_all(&bytes)?;
@@ -56,33 +36,57 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the HTML and Markdown reports show, in bounded memory: one pass over the inputs,
+/// and a second for the retry chains' attempts when there are any.
+fn gather(args: &ReportArgs, options: &AggregateOptions) -> Result<ReportData> {
+    let mut builder = ReportBuilder::default();
+    let (scan, inputs) =
+        input::scan_remembering(&args.input, args.aggregate.filter(), false, |m| {
+            builder.first_pass(m)
+        })?;
+    input::require_records(&scan)?;
+    if builder.needs_second_pass() {
+        inputs.scan(args.aggregate.filter(), |m| builder.second_pass(&m))?;
+    }
+    let data = builder
+        .finish(options)
+        .context("cannot compute the aggregate")?;
+    input::warn_if_buckets_widened(options, &data.aggregate);
+    Ok(data)
+}
+
+/// The JSON report: every record, then the aggregate. It holds the records by definition.
+fn json(args: &ReportArgs, options: &AggregateOptions) -> Result<Vec<u8>> {
+    let mut records = Vec::new();
+    let scan = input::scan(&args.input, args.aggregate.filter(), false, |m| {
+        records.push(m)
+    })?;
+    input::require_records(&scan)?;
+    let aggregate = records
+        .iter()
+        .collect::<MetricsAccumulator>()
+        .finish(options);
+    input::warn_if_buckets_widened(options, &aggregate);
+    #[derive(Serialize)]
+    struct JsonReport<'a> {
+        metrics: &'a [InvocationMetric],
+        aggregate: &'a MetricsAggregate,
+    }
+    let mut json = serde_json::to_vec_pretty(&JsonReport {
+        metrics: &records,
+        aggregate: &aggregate,
+    })?;
+    json.push(b'\n');
+    Ok(json)
+}
+
 /// Writes the HTML report of `records` to `path` (used by `demo`).
 pub fn write_html(
     path: &Path,
     records: &[InvocationMetric],
     aggregate: &MetricsAggregate,
 ) -> Result<()> {
-    let page = html::render(records, aggregate)?;
+    let page = html::render(&ReportData::from_records(records, aggregate.clone()))?;
     write_file_atomically(path, page.as_bytes())?;
     Ok(())
-}
-
-/// The `limit` records with the smallest `key`, in key order (ties in record order): a
-/// selection, then a sort of the few selected, each key computed once.
-pub fn earliest<'a, K: Ord>(
-    records: &'a [InvocationMetric],
-    limit: usize,
-    key: impl Fn(&'a InvocationMetric) -> K,
-) -> Vec<&'a InvocationMetric> {
-    let mut keyed: Vec<(K, usize)> = records
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (key(m), i))
-        .collect();
-    if keyed.len() > limit && limit > 0 {
-        keyed.select_nth_unstable(limit - 1);
-    }
-    keyed.truncate(limit);
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, i)| &records[i]).collect()
 }
