@@ -1,7 +1,7 @@
 //! Charts as inline SVG, drawn with plotters (which escapes every text it draws).
 
 use anyhow::{Result, anyhow};
-use invocation_metrics::{InvocationMetric, MetricsAggregate, Timestamp};
+use invocation_metrics::{GroupSummary, InvocationMetric, MetricsAggregate, Timestamp};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -157,11 +157,13 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
 /// out (log scale). Quartiles come from the aggregate (nearest rank, within 0.1%), so the
 /// chart needs no records.
 pub fn durations(agg: &MetricsAggregate) -> Result<String> {
-    let names: Vec<String> = agg.agents.keys().map(|n| label(n)).collect();
-    let boxes: Vec<Quartiles> = agg
-        .agents
-        .values()
-        .map(|g| {
+    let groups: Vec<(String, &GroupSummary)> =
+        agg.agents.iter().map(|(k, g)| (k.clone(), g)).collect();
+    let (groups, _) = super::largest_groups(groups, super::CHART_GROUPS);
+    let names: Vec<String> = groups.iter().map(|(n, _)| label(n)).collect();
+    let boxes: Vec<Quartiles> = groups
+        .iter()
+        .map(|(_, g)| {
             // Five values whose quartiles, as plotters interpolates them, are exactly the
             // aggregate's.
             let (q1, q2, q3) = (
@@ -173,19 +175,17 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
         })
         .collect();
     let n = names.len().max(1);
-    let max = agg
-        .agents
-        .values()
-        .map(|g| g.max_duration_ms as f64)
+    let max = groups
+        .iter()
+        .map(|(_, g)| g.max_duration_ms as f64)
         .chain(boxes.iter().map(|q| f64::from(q.values()[4])))
         .fold(1.0, f64::max)
         * 1.5;
     // The lower whisker often reaches below zero; start the axis just under the shortest
     // duration (or the lowest whisker above it) instead of letting it stretch to 1 ms.
-    let min = agg
-        .agents
-        .values()
-        .map(|g| g.min_duration_ms.max(1) as f64)
+    let min = groups
+        .iter()
+        .map(|(_, g)| g.min_duration_ms.max(1) as f64)
         .fold(f64::MAX, f64::min)
         .min(max)
         / 1.5;

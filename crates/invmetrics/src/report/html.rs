@@ -5,8 +5,8 @@ use anyhow::Result;
 use invocation_metrics::{Breakdown, GroupSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::charts;
 use super::data::{ReportData, TIMELINE_LIMIT};
+use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest};
 use crate::format::{count, usd};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
@@ -37,13 +37,16 @@ td.chain, th.chain { text-align: left; white-space: normal; }
 pub fn render(data: &ReportData) -> Result<String> {
     let agg = &data.aggregate;
     let by_agent = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
-        agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
+        let items = agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect();
+        largest_with_rest(items, CHART_GROUPS)
     };
     let by_phase = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
-        agg.phases
+        let items = agg
+            .phases
             .iter()
             .map(|(k, g)| (format!("phase {k}"), f(g)))
-            .collect()
+            .collect();
+        largest_with_rest(items, CHART_GROUPS)
     };
     let tokens = |v: f64| count(v as u64);
     let money = |v: f64| usd(v);
@@ -88,6 +91,9 @@ pub fn render(data: &ReportData) -> Result<String> {
                     div.panel { h3 { "Tokens by phase" } (PreEscaped(tokens_by_phase)) }
                 }
                 h2 { "Duration distribution per agent" }
+                @if agg.agents.len() > CHART_GROUPS {
+                    p.note { "The " (CHART_GROUPS) " agents with the most invocations, of " (count(agg.agents.len() as u64)) "." }
+                }
                 div.panel { (PreEscaped(durations)) }
                 h2 { "Timeline" }
                 p.legend {
@@ -119,7 +125,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                     }
                 }
                 @for breakdown in agg.breakdowns() {
-                    (group_table(&breakdown))
+                    (group_table(breakdown))
                 }
             } }
         }
@@ -127,18 +133,25 @@ pub fn render(data: &ReportData) -> Result<String> {
     Ok(page.into_string())
 }
 
-fn group_table(breakdown: &Breakdown<'_>) -> Markup {
+/// Most rows of a group table: the groups with the most invocations.
+const TABLE_GROUPS: usize = 200;
+
+fn group_table(breakdown: Breakdown<'_>) -> Markup {
     let key = breakdown.dimension;
+    let (groups, left_out) = largest_groups(breakdown.groups, TABLE_GROUPS);
     html! {
-        @if !breakdown.groups.is_empty() {
+        @if !groups.is_empty() {
             h2 { "By " (key) }
             table {
                 thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
                 tbody {
-                    @for (name, g) in &breakdown.groups {
+                    @for (name, g) in &groups {
                         tr { td { (name) } @for c in group_cells(g) { td { (c) } } }
                     }
                 }
+            }
+            @if left_out > 0 {
+                p.note { "…and " (count(left_out as u64)) " more, with fewer invocations (every one in `invmetrics summary`)." }
             }
         }
     }

@@ -5,12 +5,15 @@ use std::fmt::Write;
 use invocation_metrics::InvocationMetric;
 
 use super::data::ReportData;
+use super::largest_groups;
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 /// Most invocations drawn in the gantt (GitHub renders big diagrams slowly).
 const GANTT_LIMIT: usize = 100;
 /// Most retry chains listed.
 const CHAIN_LIMIT: usize = 50;
+/// Most rows of a group table (a GitHub comment holds at most 65,536 characters).
+const TABLE_GROUPS: usize = 50;
 
 /// Renders the report.
 pub fn render(data: &ReportData) -> String {
@@ -29,7 +32,8 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
     }
 
     for breakdown in agg.breakdowns() {
-        let (key, groups) = (breakdown.dimension, breakdown.groups);
+        let key = breakdown.dimension;
+        let (groups, left_out) = largest_groups(breakdown.groups, TABLE_GROUPS);
         if groups.is_empty() {
             continue;
         }
@@ -38,6 +42,12 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
         for (name, g) in groups {
             writeln!(md, "| {} | {} |", cell(&name), group_cells(g).join(" | "))?;
+        }
+        if left_out > 0 {
+            writeln!(
+                md,
+                "\n…and {left_out} more, with fewer invocations (every one in `invmetrics summary`)."
+            )?;
         }
     }
 
