@@ -237,6 +237,12 @@ pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAg
 
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
+        if report.kept == 0 {
+            eprintln!(
+                "warning: none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
+                report.valid_records()
+            );
+        }
         return Ok(());
     }
     let names: Vec<&str> = report.inputs.iter().map(|i| i.name.as_str()).collect();

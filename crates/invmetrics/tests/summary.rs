@@ -137,3 +137,15 @@ fn hostile_names_cannot_drive_the_terminal() {
     assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'));
     assert!(stdout.contains("\\u{1b}[31m"));
 }
+
+#[test]
+fn filters_that_match_nothing_give_zeros_and_say_so() {
+    let (code, stdout, stderr) = run(&["summary", "small.jsonl", "--json", "--agent", "nobody"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: none of the") && stderr.contains("match the filters"),
+        "{stderr}"
+    );
+    let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(aggregate["totalInvocations"], 0);
+}
