@@ -143,6 +143,9 @@ pub(crate) fn parse_line_into(
     into: &mut InvocationMetric,
 ) -> Result<Dialect, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // A UTF-8 byte order mark, which some Windows tools put at the start of a file (and so
+    // of its first line), is not JSON; it is also not damage.
+    let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong {
             len: line.len() as u64,
@@ -370,10 +373,13 @@ mod tests {
     const NATIVE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
 
     #[test]
-    fn native_lines_parse_and_crlf_is_tolerated() {
+    fn native_lines_parse_and_crlf_and_a_byte_order_mark_are_tolerated() {
         let (m, d) = parse_line_with_dialect(format!("{NATIVE}\r").as_bytes()).unwrap();
         assert_eq!(d, Dialect::Native);
         assert_eq!(m.to_json_line(), NATIVE);
+        let with_bom = [&[0xef, 0xbb, 0xbf][..], NATIVE.as_bytes(), b"\r"].concat();
+        let (m, d) = parse_line_with_dialect(&with_bom).unwrap();
+        assert_eq!((d, m.to_json_line()), (Dialect::Native, NATIVE.to_owned()));
     }
 
     #[test]
