@@ -279,6 +279,17 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
 fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
     let value: serde_json::Value = match serde_json::from_slice(line) {
         Ok(value) => value,
+        // UTF-16 (what Windows PowerShell's `>` writes) has a zero byte in every ASCII
+        // character; say so instead of "expected value at column 1" on every line.
+        Err(_) if line.starts_with(&[0xff, 0xfe]) || line.starts_with(&[0xfe, 0xff]) => {
+            return LineError::Json("the file is UTF-16, not UTF-8: convert it to UTF-8".into());
+        }
+        Err(_) if line.len() > 1 && line.iter().filter(|b| **b == 0).count() * 3 >= line.len() => {
+            return LineError::Json(
+                "invalid JSON: a third or more of the line is zero bytes (UTF-16 text, or binary)"
+                    .into(),
+            );
+        }
         Err(e) => return LineError::Json(format!("invalid JSON: {e}")),
     };
     let Some(object) = value.as_object() else {
@@ -377,6 +388,15 @@ mod tests {
         let (m, d) = parse_line_with_dialect(format!("{NATIVE}\r").as_bytes()).unwrap();
         assert_eq!(d, Dialect::Native);
         assert_eq!(m.to_json_line(), NATIVE);
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(NATIVE.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let error = parse_line(&utf16).unwrap_err().to_string();
+        assert!(error.contains("UTF-16"), "{error}");
+        let second_line: Vec<u8> = NATIVE.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let error = parse_line(&second_line).unwrap_err().to_string();
+        assert!(error.contains("zero bytes"), "{error}");
         let with_bom = [&[0xef, 0xbb, 0xbf][..], NATIVE.as_bytes(), b"\r"].concat();
         let (m, d) = parse_line_with_dialect(&with_bom).unwrap();
         assert_eq!((d, m.to_json_line()), (Dialect::Native, NATIVE.to_owned()));
