@@ -16,29 +16,9 @@ use crate::args::InputArgs;
 /// Files larger than this get a progress bar (when stderr is a terminal).
 const PROGRESS_THRESHOLD_BYTES: u64 = 50 * 1024 * 1024;
 
-/// Reads every input, handing each unique record that passes `filter` to `on_record`.
-/// Damaged lines are counted and summarised on stderr.
-pub fn scan(
-    args: &InputArgs,
-    filter: RecordFilter,
-    quiet: bool,
-    mut on_record: impl FnMut(InvocationMetric),
-) -> Result<ScanReport> {
-    let inputs = resolve_inputs(&args.paths, args.recursive)?;
-    let mut scan = MetricsScan::new(filter);
-    for input in &inputs {
-        let name = input.to_string();
-        let reader = open_with_progress(input, quiet)?;
-        scan.read(&name, reader, &mut on_record)
-            .with_context(|| format!("cannot read {name}"))?;
-    }
-    let report = scan.finish();
-    report_damage(&report);
-    Ok(report)
-}
-
-/// Like [`scan`], remembering what was read so that [`ReadAgain::scan`] can go over exactly
-/// the same bytes a second time: each file up to the length read (a live file may have grown
+/// Reads every input, handing each unique record that passes `filter` to `on_record`, and
+/// remembers what was read so that [`ReadAgain::scan`] can go over exactly the same bytes a
+/// second time: each file up to the length read (a live file may have grown
 /// since), stdin from a copy made in a temporary file while it was read.
 pub fn scan_remembering(
     args: &InputArgs,
@@ -146,7 +126,7 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Like [`scan`], aggregating on every core and in bounded memory.
+/// Like [`scan_remembering`], aggregating on every core and in bounded memory.
 pub fn aggregate(
     args: &InputArgs,
     filter: RecordFilter,
@@ -219,13 +199,12 @@ pub fn report_damage(report: &ScanReport) {
     }
 }
 
-/// Fails when nothing valid was read, naming why.
 /// Says on stderr when the aggregate used wider parallelism buckets than asked for (the span
 /// needed more than the library's bucket limit).
 pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAggregate) {
     if aggregate.bucket_width_ms != options.bucket_width_ms.max(1) {
         eprintln!(
-            "warning: {} to {} needs more than {} parallelism buckets of {} ms; used {} ms buckets (is a durationMs absurdly large?)",
+            "note: {} → {} would take more than {} parallelism buckets of {} ms; used {} ms buckets (choose with --bucket)",
             aggregate.first_start.as_deref().unwrap_or("?"),
             aggregate.last_end.as_deref().unwrap_or("the far future"),
             invocation_metrics::MAX_PARALLELISM_BUCKETS,
@@ -235,6 +214,7 @@ pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAg
     }
 }
 
+/// Fails when nothing valid was read, naming why; warns when the filters left nothing.
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
         if report.kept == 0 {

@@ -131,17 +131,24 @@ fn the_same_input_gives_the_same_bytes() {
 
 #[test]
 fn a_report_from_stdin_equals_the_report_from_the_file() {
-    // Reports read their input twice (the retry chains' attempts in the second pass); stdin
-    // is read once and kept in a temporary copy for that.
+    // Reports read their input twice (the retry chains' attempts, or the JSON report's
+    // records, in the second pass); stdin is read once and kept in a temporary copy for that.
     let file = common::fixtures().join("small.jsonl");
-    let (code, from_file, stderr) = run(&["report", "small.jsonl", "--format", "md", "-o", "-"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(from_file.contains("## Retry chains"), "{from_file}");
-    let output = common::invmetrics()
-        .args(["report", "-", "--format", "md", "-o", "-"])
-        .write_stdin(fs::read(file).unwrap())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout), from_file);
+    for format in ["md", "json"] {
+        let (code, from_file, stderr) =
+            run(&["report", "small.jsonl", "--format", format, "-o", "-"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(from_file.contains("t1"), "{from_file}");
+        let output = common::invmetrics()
+            .args(["report", "-", "--format", format, "-o", "-"])
+            .write_stdin(fs::read(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            from_file,
+            "{format}"
+        );
+    }
 }

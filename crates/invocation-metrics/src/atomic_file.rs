@@ -2,7 +2,7 @@
 //! any moment leaves either the old content or the new, never a mix.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -25,6 +25,34 @@ use crate::error::{Error, Result};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_atomically_with(path, |out| {
+        out.write_all(bytes)
+            .map_err(|e| Error::io("write", path, e))
+    })
+}
+
+/// Like [`write_file_atomically`], with the content written by `fill` as it is produced, so
+/// it never needs to be in memory whole. If `fill` fails, `path` is left as it was (the
+/// temporary file is removed) and its error is returned.
+///
+/// ```
+/// use std::io::Write;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("numbers.txt");
+/// invocation_metrics::write_file_atomically_with(&path, |out| -> Result<(), Box<dyn std::error::Error>> {
+///     for n in 0..3 {
+///         writeln!(out, "{n}")?;
+///     }
+///     Ok(())
+/// })?;
+/// assert_eq!(std::fs::read_to_string(&path)?, "0\n1\n2\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_file_atomically_with<E: From<Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     let resolved = if is_link {
         fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
@@ -33,21 +61,29 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let path = resolved.as_path();
     if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return OpenOptions::new()
+        let target = OpenOptions::new()
             .write(true)
             .open(path)
-            .and_then(|mut target| target.write_all(bytes))
-            .map_err(|e| Error::io("write", path, e));
+            .map_err(|e| Error::io("write", path, e))?;
+        let mut out = BufWriter::new(target);
+        fill(&mut out)?;
+        return Ok(out.flush().map_err(|e| Error::io("write", path, e))?);
     }
     let temp = temp_path(path);
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
+    let file = File::create(&temp).map_err(|e| Error::io("write", &temp, e))?;
+    let mut out = BufWriter::new(file);
+    if let Err(e) = fill(&mut out) {
+        drop(out);
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    let finish = || -> std::io::Result<()> {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
     };
-    write().map_err(|e| Error::io("write", &temp, e))?;
+    finish().map_err(|e| Error::io("write", &temp, e))?;
     fs::rename(&temp, path).map_err(|e| Error::io("rename into place", path, e))?;
-    sync_parent_dir(path)
+    Ok(sync_parent_dir(path)?)
 }
 
 /// The temporary file [`write_file_atomically`] uses for `path`.
@@ -73,6 +109,20 @@ pub(crate) fn sync_parent_dir(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_fill_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        fs::write(&path, b"old").unwrap();
+        let result = write_file_atomically_with(&path, |out| {
+            out.write_all(b"half of the new").unwrap();
+            Err(Error::io("read", "input", std::io::Error::other("gone")))
+        });
+        assert!(result.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert!(!temp_path(&path).exists());
+    }
 
     #[test]
     fn a_symlink_is_followed_and_kept() {

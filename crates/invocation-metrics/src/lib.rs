@@ -101,7 +101,7 @@ pub use aggregate::{
     AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,
     MAX_PARALLELISM_BUCKETS, MetricsAccumulator, MetricsAggregate, ParallelismBucket,
 };
-pub use atomic_file::write_file_atomically;
+pub use atomic_file::{write_file_atomically, write_file_atomically_with};
 pub use bus::{DEFAULT_BUS_CAPACITY, FleetEvent, FleetEventBus, RecvError, Subscription};
 pub use checkpoint::{CHECKPOINT_FILE_NAME, CheckpointState, CheckpointStore};
 pub use collector::{

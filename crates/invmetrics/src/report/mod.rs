@@ -5,6 +5,7 @@ mod data;
 mod html;
 mod markdown;
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,26 +13,41 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use invocation_metrics::{
     AggregateOptions, GroupSummary, InvocationMetric, MetricsAccumulator, MetricsAggregate,
-    write_file_atomically,
+    RecordFilter, write_file_atomically, write_file_atomically_with,
 };
 use serde::Serialize;
 
 use crate::args::{ReportArgs, ReportFormat};
-use crate::input;
+use crate::input::{self, ReadAgain};
 use data::{ReportBuilder, ReportData};
 
 /// `invmetrics report`.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.aggregate.options();
-    let bytes = match args.format {
-        ReportFormat::Html => html::render(&gather(args, &options)?)?.into_bytes(),
-        ReportFormat::Md => markdown::render(&gather(args, &options)?).into_bytes(),
-        ReportFormat::Json => json(args, &options)?,
-    };
-    if args.output.as_os_str() == "-" {
-        out.write_all(&bytes)?;
-    } else {
-        write_file_atomically(&args.output, &bytes)?;
+    let to_stdout = args.output.as_os_str() == "-";
+    match args.format {
+        ReportFormat::Json => {
+            // Streamed: the records go from the input to the output one by one.
+            if to_stdout {
+                json(args, &options, out)?;
+            } else {
+                write_file_atomically_with(&args.output, |file| json(args, &options, file))?;
+            }
+        }
+        format => {
+            let data = gather(args, &options)?;
+            let page = match format {
+                ReportFormat::Html => html::render(&data)?,
+                _ => markdown::render(&data),
+            };
+            if to_stdout {
+                out.write_all(page.as_bytes())?;
+            } else {
+                write_file_atomically(&args.output, page.as_bytes())?;
+            }
+        }
+    }
+    if !to_stdout {
         eprintln!("wrote {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -56,29 +72,69 @@ fn gather(args: &ReportArgs, options: &AggregateOptions) -> Result<ReportData> {
     Ok(data)
 }
 
-/// The JSON report: every record, then the aggregate. It holds the records by definition.
-fn json(args: &ReportArgs, options: &AggregateOptions) -> Result<Vec<u8>> {
-    let mut records = Vec::new();
-    let scan = input::scan(&args.input, args.aggregate.filter(), false, |m| {
-        records.push(m)
-    })?;
+/// The JSON report, `{"metrics": [every record], "aggregate": {…}}`, written as it is read:
+/// a first pass computes the aggregate, a second copies the records to `out`.
+fn json(args: &ReportArgs, options: &AggregateOptions, out: &mut dyn Write) -> Result<()> {
+    let mut accumulator = MetricsAccumulator::spilling();
+    let (scan, inputs) =
+        input::scan_remembering(&args.input, args.aggregate.filter(), false, |m| {
+            accumulator.add(&m)
+        })?;
     input::require_records(&scan)?;
-    let aggregate = records
-        .iter()
-        .collect::<MetricsAccumulator>()
-        .finish(options);
+    let aggregate = accumulator
+        .try_finish(options)
+        .context("cannot compute the aggregate")?;
     input::warn_if_buckets_widened(options, &aggregate);
+
     #[derive(Serialize)]
     struct JsonReport<'a> {
-        metrics: &'a [InvocationMetric],
+        metrics: StreamedRecords,
         aggregate: &'a MetricsAggregate,
     }
-    let mut json = serde_json::to_vec_pretty(&JsonReport {
-        metrics: &records,
+    let report = JsonReport {
+        metrics: StreamedRecords {
+            inputs: RefCell::new(Some(inputs)),
+            filter: args.aggregate.filter(),
+        },
         aggregate: &aggregate,
-    })?;
-    json.push(b'\n');
-    Ok(json)
+    };
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &report)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The records of a second pass over the inputs, serialized as a JSON array while they are
+/// read (serde asks for them once, when it reaches the field).
+struct StreamedRecords {
+    inputs: RefCell<Option<ReadAgain>>,
+    filter: RecordFilter,
+}
+
+impl Serialize for StreamedRecords {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let inputs = self
+            .inputs
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| S::Error::custom("the records were already written"))?;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed = None;
+        let read = inputs.scan(self.filter.clone(), |m| {
+            if failed.is_none()
+                && let Err(e) = seq.serialize_element(&m)
+            {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(|e| S::Error::custom(format!("{e:#}")))?;
+        seq.end()
+    }
 }
 
 /// Writes the HTML report of `records` to `path` (used by `demo`).
