@@ -104,11 +104,6 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
     }
 
     let aggregate = collector.compute_aggregate();
-    let records = if args.no_report {
-        Vec::new()
-    } else {
-        collector.get_all()
-    };
     Arc::try_unwrap(collector)
         .map_err(|_| anyhow::anyhow!("collector still shared"))?
         .close()?;
@@ -126,7 +121,8 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
     let scan = MetricsScan::new(RecordFilter::default()).finish();
     write_tables(out, &aggregate, &scan)?;
     let report_path = args.dir.join("report.html");
-    report::write_html(&report_path, &records, &aggregate)?;
+    // From the file just written, as `invmetrics report` would: bounded memory at any size.
+    report::write_html_of(&path, &report_path)?;
     writeln!(
         out,
         "\nmetrics: {}\nreport:  {}",

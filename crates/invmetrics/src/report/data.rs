@@ -28,28 +28,6 @@ pub struct ReportData {
     pub chain_count: u64,
 }
 
-impl ReportData {
-    /// The report of records already in memory, whose aggregate is known (the demo's).
-    pub fn from_records(records: &[InvocationMetric], aggregate: MetricsAggregate) -> Self {
-        let mut earliest = Earliest::default();
-        let mut chains = RetryChainScan::new(CHAIN_LIMIT);
-        for m in records {
-            chains.first_pass(m);
-            earliest.offer(m.clone());
-        }
-        if chains.needs_second_pass() {
-            records.iter().for_each(|m| chains.second_pass(m));
-        }
-        let (chains, chain_count) = chains.finish();
-        Self {
-            aggregate,
-            earliest: earliest.into_sorted(),
-            chains,
-            chain_count,
-        }
-    }
-}
-
 /// Gathers a [`ReportData`] from the records as they are read: every record in a first pass,
 /// then — only if there are retry chains to fill in — the same records again in a second.
 #[derive(Debug)]

@@ -12,12 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    AggregateOptions, GroupSummary, InvocationMetric, MetricsAccumulator, MetricsAggregate,
-    RecordFilter, write_file_atomically, write_file_atomically_with,
+    AggregateOptions, GroupSummary, MetricsAccumulator, MetricsAggregate, RecordFilter,
+    write_file_atomically, write_file_atomically_with,
 };
 use serde::Serialize;
 
-use crate::args::{ReportArgs, ReportFormat};
+use crate::args::{InputArgs, ReportArgs, ReportFormat};
 use crate::input::{self, ReadAgain};
 use data::{ReportBuilder, ReportData};
 
@@ -35,7 +35,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
             }
         }
         format => {
-            let data = gather(args, &options)?;
+            let data = gather(&args.input, args.aggregate.filter(), &options)?;
             let page = match format {
                 ReportFormat::Html => html::render(&data)?,
                 _ => markdown::render(&data),
@@ -55,15 +55,17 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
 
 /// What the HTML and Markdown reports show, in bounded memory: one pass over the inputs,
 /// and a second for the retry chains' attempts when there are any.
-fn gather(args: &ReportArgs, options: &AggregateOptions) -> Result<ReportData> {
+fn gather(
+    inputs: &InputArgs,
+    filter: RecordFilter,
+    options: &AggregateOptions,
+) -> Result<ReportData> {
     let mut builder = ReportBuilder::default();
-    let (scan, inputs) =
-        input::scan_remembering(&args.input, args.aggregate.filter(), false, |m| {
-            builder.first_pass(m)
-        })?;
+    let (scan, again) =
+        input::scan_remembering(inputs, filter.clone(), false, |m| builder.first_pass(m))?;
     input::require_records(&scan)?;
     if builder.needs_second_pass() {
-        inputs.scan(args.aggregate.filter(), |m| builder.second_pass(&m))?;
+        again.scan(filter, |m| builder.second_pass(&m))?;
     }
     let data = builder
         .finish(options)
@@ -137,14 +139,19 @@ impl Serialize for StreamedRecords {
     }
 }
 
-/// Writes the HTML report of `records` to `path` (used by `demo`).
-pub fn write_html(
-    path: &Path,
-    records: &[InvocationMetric],
-    aggregate: &MetricsAggregate,
-) -> Result<()> {
-    let page = html::render(&ReportData::from_records(records, aggregate.clone()))?;
-    write_file_atomically(path, page.as_bytes())?;
+/// Writes the HTML report of the metrics file `metrics` to `path`, with the default
+/// aggregate options and no filter (used by `demo`, on the run it just recorded).
+pub fn write_html_of(metrics: &Path, path: &Path) -> Result<()> {
+    let input = InputArgs {
+        paths: vec![metrics.to_path_buf()],
+        recursive: false,
+    };
+    let data = gather(
+        &input,
+        RecordFilter::default(),
+        &AggregateOptions::default(),
+    )?;
+    write_file_atomically(path, html::render(&data)?.as_bytes())?;
     Ok(())
 }
 
