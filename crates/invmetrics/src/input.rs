@@ -24,7 +24,7 @@ pub fn scan_remembering(
     args: &InputArgs,
     filter: RecordFilter,
     quiet: bool,
-    mut on_record: impl FnMut(InvocationMetric),
+    mut on_record: impl FnMut(&InvocationMetric),
 ) -> Result<(ScanReport, ReadAgain)> {
     let inputs = resolve_inputs(&args.paths, args.recursive)?;
     let mut scan = MetricsScan::new(filter);
@@ -38,7 +38,7 @@ pub fn scan_remembering(
             Input::Stdin => {
                 let copy = tempfile::tempfile().context("cannot make a temporary copy of stdin")?;
                 let mut tee = Tee { reader, copy };
-                scan.read(&name, &mut tee, &mut on_record)
+                scan.visit(&name, &mut tee, &mut on_record)
                     .with_context(|| format!("cannot read {name}"))?;
                 let mut copy = tee.copy;
                 copy.rewind()
@@ -47,7 +47,7 @@ pub fn scan_remembering(
             }
             Input::File(path) => {
                 let mut counted = Counted { reader, bytes: 0 };
-                scan.read(&name, &mut counted, &mut on_record)
+                scan.visit(&name, &mut counted, &mut on_record)
                     .with_context(|| format!("cannot read {name}"))?;
                 Again::File {
                     path: path.clone(),
@@ -79,7 +79,7 @@ impl ReadAgain {
     pub fn scan(
         self,
         filter: RecordFilter,
-        mut on_record: impl FnMut(InvocationMetric),
+        mut on_record: impl FnMut(&InvocationMetric),
     ) -> Result<()> {
         let mut scan = MetricsScan::new(filter);
         for (name, source) in self.sources {
@@ -91,7 +91,7 @@ impl ReadAgain {
                 ),
                 Again::Copy(copy) => Box::new(copy),
             };
-            scan.read(&name, reader, &mut on_record)
+            scan.visit(&name, reader, &mut on_record)
                 .with_context(|| format!("cannot read {name} again"))?;
         }
         Ok(())

@@ -188,7 +188,7 @@ pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode> {
     for input in &inputs {
         let (reader, _) = input.open()?;
         let name = input.to_string();
-        scan.read(&name, reader, |_| {})
+        scan.visit(&name, reader, |_| {})
             .with_context(|| format!("cannot read {name}"))?;
     }
     let report = scan.finish();

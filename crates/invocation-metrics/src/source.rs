@@ -13,7 +13,7 @@ use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
-use crate::journal::{Chunk, LineProblem, parse_chunks, read_records, visit_records};
+use crate::journal::{Chunk, LineProblem, parse_chunks, visit_records};
 use crate::record::{InvocationMetric, Timestamp};
 
 /// One place records are read from.
@@ -214,23 +214,36 @@ impl MetricsScan {
             .unwrap_or(crate::aggregate::log::DEFAULT_SPILL_BUDGET_BYTES)
     }
 
-    /// Reads one input to its end.
+    /// Reads one input to its end, handing each unique record that passes the filter to
+    /// `on_record`, in input order.
     pub fn read(
         &mut self,
         name: &str,
         reader: impl Read,
         mut on_record: impl FnMut(InvocationMetric),
     ) -> io::Result<()> {
+        self.visit(name, reader, |m| on_record(m.clone()))
+    }
+
+    /// Like [`read`](Self::read), lending each record instead of handing it over: one
+    /// record's buffers serve every line, so a reader that keeps few records allocates
+    /// nothing per line.
+    pub fn visit(
+        &mut self,
+        name: &str,
+        reader: impl Read,
+        mut on_record: impl FnMut(&InvocationMetric),
+    ) -> io::Result<()> {
         let mut input = InputReport {
             name: name.to_owned(),
             ..InputReport::default()
         };
-        let stats = read_records(
+        let stats = visit_records(
             reader,
             |_, metric| {
                 if !self.seen.insert(id_hash(&metric.invocation_id)) {
                     self.report.duplicates += 1;
-                } else if !self.filter.matches(&metric) {
+                } else if !self.filter.matches(metric) {
                     self.report.filtered_out += 1;
                 } else {
                     self.report.kept += 1;

@@ -48,9 +48,9 @@ impl Default for ReportBuilder {
 }
 
 impl ReportBuilder {
-    pub fn first_pass(&mut self, m: InvocationMetric) {
-        self.accumulator.add(&m);
-        self.chains.first_pass(&m);
+    pub fn first_pass(&mut self, m: &InvocationMetric) {
+        self.accumulator.add(m);
+        self.chains.first_pass(m);
         self.earliest.offer(m);
     }
 
@@ -84,19 +84,28 @@ struct Earliest {
 }
 
 impl Earliest {
-    fn offer(&mut self, metric: InvocationMetric) {
-        let candidate = ByStart {
-            start: metric.start_ms(),
-            arrival: self.offered,
-            metric,
-        };
+    /// Keeps a copy of `metric` if it is among the earliest so far.
+    fn offer(&mut self, metric: &InvocationMetric) {
+        let arrival = self.offered;
         self.offered += 1;
-        if self.heap.len() < TIMELINE_LIMIT {
-            self.heap.push(candidate);
-        } else if self.heap.peek().is_some_and(|latest| candidate < *latest) {
+        let start = metric.start_ms();
+        if self.heap.len() >= TIMELINE_LIMIT {
+            let Some(latest) = self.heap.peek() else {
+                return;
+            };
+            // Cheap checks first: most records of a file in time order start later.
+            let later = (start, metric.agent.as_str(), arrival)
+                >= (latest.start, latest.metric.agent.as_str(), latest.arrival);
+            if later {
+                return;
+            }
             self.heap.pop();
-            self.heap.push(candidate);
         }
+        self.heap.push(ByStart {
+            start,
+            arrival,
+            metric: metric.clone(),
+        });
     }
 
     fn into_sorted(self) -> Vec<InvocationMetric> {
@@ -154,7 +163,7 @@ mod tests {
         for (i, start) in starts.iter().enumerate() {
             let agent = ["b", "a"][i % 2];
             let at = Timestamp::from_unix_ms(*start).unwrap();
-            earliest.offer(InvocationMetric::new(format!("i{i}"), agent, 1, at));
+            earliest.offer(&InvocationMetric::new(format!("i{i}"), agent, 1, at));
         }
         let kept: Vec<(i64, String)> = earliest
             .into_sorted()

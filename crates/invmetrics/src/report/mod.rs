@@ -65,7 +65,7 @@ fn gather(
         input::scan_remembering(inputs, filter.clone(), false, |m| builder.first_pass(m))?;
     input::require_records(&scan)?;
     if builder.needs_second_pass() {
-        again.scan(filter, |m| builder.second_pass(&m))?;
+        again.scan(filter, |m| builder.second_pass(m))?;
     }
     let data = builder
         .finish(options)
@@ -80,7 +80,7 @@ fn json(args: &ReportArgs, options: &AggregateOptions, out: &mut dyn Write) -> R
     let mut accumulator = MetricsAccumulator::spilling();
     let (scan, inputs) =
         input::scan_remembering(&args.input, args.aggregate.filter(), false, |m| {
-            accumulator.add(&m)
+            accumulator.add(m)
         })?;
     input::require_records(&scan)?;
     let aggregate = accumulator
@@ -126,7 +126,7 @@ impl Serialize for StreamedRecords {
         let mut failed = None;
         let read = inputs.scan(self.filter.clone(), |m| {
             if failed.is_none()
-                && let Err(e) = seq.serialize_element(&m)
+                && let Err(e) = seq.serialize_element(m)
             {
                 failed = Some(e);
             }
