@@ -41,6 +41,8 @@ impl Default for Durability {
 /// First wait before retrying a failed write; doubles up to [`MAX_RETRY_BACKOFF`].
 const INITIAL_RETRY_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// Largest write buffer the writer keeps for reuse.
+const MAX_SPARE_BYTES: usize = 8 << 20;
 /// Longest a group commit waits for more flushers to join it.
 const MAX_GATHER: Duration = Duration::from_millis(2);
 
@@ -205,6 +207,7 @@ impl Journal {
         // flush again within microseconds. Waiting briefly for them (at most half a sync's
         // cost) lets the next sync serve them all instead of one or two at a time.
         let (mut released, mut sync_cost, mut gather_until) = (0u64, Duration::ZERO, None);
+        let mut spare: Vec<u8> = Vec::new();
         let mut state = self.lock();
         loop {
             let now = Instant::now();
@@ -235,7 +238,9 @@ impl Journal {
 
             if can_write {
                 gather_until = None;
-                let batch = std::mem::take(&mut state.queue);
+                // The last batch's buffer, emptied, becomes the queue: a fresh one would be
+                // grown (copied, page-faulted) again on every batch.
+                let batch = std::mem::replace(&mut state.queue, std::mem::take(&mut spare));
                 let count = std::mem::take(&mut state.queued);
                 let start_len = state.file_len;
                 drop(state);
@@ -249,6 +254,7 @@ impl Journal {
                     Ok(()) => {
                         state.written += count;
                         state.file_len += batch.len() as u64;
+                        spare = batch;
                         retry_at = None;
                         backoff = INITIAL_RETRY_BACKOFF;
                         if state.error.take().is_some() {
@@ -261,12 +267,17 @@ impl Journal {
                     Err(e) => {
                         let mut requeued = batch;
                         requeued.extend_from_slice(&state.queue);
-                        state.queue = requeued;
+                        spare = std::mem::replace(&mut state.queue, requeued);
                         state.queued += count;
                         if self.fail(&mut state, e, &mut retry_at, &mut backoff) {
                             break;
                         }
                     }
+                }
+                spare.clear();
+                if spare.capacity() > MAX_SPARE_BYTES {
+                    // After a long stall (a full disk) the queue may have grown huge; let it go.
+                    spare = Vec::new();
                 }
                 // Under `Always` a flush waits for the sync, not the write: waking every
                 // waiting flusher twice per cycle would only make them sleep again.
