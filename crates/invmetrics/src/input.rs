@@ -1,14 +1,16 @@
 //! Reading the inputs of a reading subcommand, with a progress bar for big files.
 
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use invocation_metrics::{
     AggregateOptions, Input, InvocationMetric, MetricsAccumulator, MetricsAggregate, MetricsScan,
-    RecordFilter, ScanReport, resolve_inputs,
+    RecordFilter, RecordFold, ScanReport, resolve_inputs,
 };
 
 use crate::args::InputArgs;
@@ -16,85 +18,149 @@ use crate::args::InputArgs;
 /// Files larger than this get a progress bar (when stderr is a terminal).
 const PROGRESS_THRESHOLD_BYTES: u64 = 50 * 1024 * 1024;
 
-/// Reads every input, handing each unique record that passes `filter` to `on_record`, and
-/// remembers what was read so that [`ReadAgain::scan`] can go over exactly the same bytes a
-/// second time: each file up to the length read (a live file may have grown
-/// since), stdin from a copy made in a temporary file while it was read.
-pub fn scan_remembering(
+/// Folds every input on all cores ([`MetricsScan::fold_inputs`]) and remembers what was read,
+/// so that [`ReadAgain`] can go over exactly the same bytes a second time: each file up to
+/// the length read (a live file may have grown since), stdin from a copy made in a temporary
+/// file while it was read.
+pub fn fold_remembering<F: RecordFold>(
     args: &InputArgs,
     filter: RecordFilter,
     quiet: bool,
-    mut on_record: impl FnMut(&InvocationMetric),
-) -> Result<(ScanReport, ReadAgain)> {
+    new_total: impl Fn() -> F,
+    new_chunk: impl Fn() -> F + Send + Sync + 'static,
+) -> Result<(F, ScanReport, ReadAgain)> {
     let inputs = resolve_inputs(&args.paths, args.recursive)?;
-    let mut scan = MetricsScan::new(filter);
-    let mut again = ReadAgain {
-        sources: Vec::new(),
+    let mut stdin_copy = match inputs.contains(&Input::Stdin) {
+        true => Some(tempfile::tempfile().context("cannot make a temporary copy of stdin")?),
+        false => None,
     };
-    for input in &inputs {
-        let name = input.to_string();
-        let reader = open_with_progress(input, quiet)?;
-        let source = match input {
-            Input::Stdin => {
-                let copy = tempfile::tempfile().context("cannot make a temporary copy of stdin")?;
-                let mut tee = Tee { reader, copy };
-                scan.visit(&name, &mut tee, &mut on_record)
-                    .with_context(|| format!("cannot read {name}"))?;
-                let mut copy = tee.copy;
-                copy.rewind()
-                    .context("cannot read back the temporary copy of stdin")?;
-                Again::Copy(copy)
-            }
-            Input::File(path) => {
-                let mut counted = Counted { reader, bytes: 0 };
-                scan.visit(&name, &mut counted, &mut on_record)
-                    .with_context(|| format!("cannot read {name}"))?;
-                Again::File {
-                    path: path.clone(),
-                    len: counted.bytes,
-                }
-            }
-        };
-        again.sources.push((name, source));
-    }
+    let mut tee_into = match &stdin_copy {
+        Some(copy) => Some(
+            copy.try_clone()
+                .context("cannot make a temporary copy of stdin")?,
+        ),
+        None => None,
+    };
+    // Bytes read from each input, in the order they were opened (files may be opened a
+    // second time, to leave out repeated ids; the first opening comes first).
+    let read = RefCell::new(Vec::new());
+    let mut scan = MetricsScan::new(filter);
+    let total = scan.fold_inputs(
+        &inputs,
+        |input| {
+            let reader = open_with_progress(input, quiet)?;
+            let bytes = Rc::new(Cell::new(0));
+            read.borrow_mut().push(Rc::clone(&bytes));
+            let counted = Counted { reader, bytes };
+            Ok(match (input, tee_into.take()) {
+                (Input::Stdin, Some(copy)) => Box::new(Tee {
+                    reader: counted,
+                    copy,
+                }),
+                _ => Box::new(counted),
+            })
+        },
+        new_total,
+        new_chunk,
+    )?;
     let report = scan.finish();
     report_damage(&report);
-    Ok((report, again))
+    let read = read.into_inner();
+    let mut sources = Vec::with_capacity(inputs.len());
+    for (input, bytes) in inputs.into_iter().zip(read) {
+        let again = match &input {
+            // `-` given twice read everything the first time and nothing the second.
+            Input::Stdin => match stdin_copy.take() {
+                Some(mut copy) => {
+                    copy.rewind()
+                        .context("cannot read back the temporary copy of stdin")?;
+                    Again::Copy(Some(copy))
+                }
+                None => Again::Copy(None),
+            },
+            Input::File(path) => Again::File {
+                path: path.clone(),
+                len: bytes.get(),
+            },
+        };
+        sources.push((input, again));
+    }
+    Ok((total, report, ReadAgain { sources }))
 }
 
-/// The inputs a [`scan_remembering`] read, to read them again.
+/// The inputs a [`fold_remembering`] read, to read them again.
 pub struct ReadAgain {
-    sources: Vec<(String, Again)>,
+    sources: Vec<(Input, Again)>,
 }
 
 enum Again {
     File { path: PathBuf, len: u64 },
-    Copy(File),
+    Copy(Option<File>),
 }
 
 impl ReadAgain {
-    /// Reads the same bytes again, with the same filter and de-duplication, so `on_record`
-    /// sees the same records in the same order as the first pass did. Damage was reported
-    /// then and is not again.
+    /// Reads the same bytes again, one record after another, with the same filter and
+    /// de-duplication, so `on_record` sees the same records in the same order as the first
+    /// pass did. Damage was reported then and is not again.
     pub fn scan(
         self,
         filter: RecordFilter,
         mut on_record: impl FnMut(&InvocationMetric),
     ) -> Result<()> {
         let mut scan = MetricsScan::new(filter);
-        for (name, source) in self.sources {
-            let reader: Box<dyn Read> = match source {
-                Again::File { path, len } => Box::new(
-                    File::open(&path)
-                        .with_context(|| format!("cannot read {name} again"))?
-                        .take(len),
-                ),
-                Again::Copy(copy) => Box::new(copy),
-            };
+        for (input, mut source) in self.sources {
+            let name = input.to_string();
+            let reader = source
+                .open()
+                .with_context(|| format!("cannot read {name} again"))?;
             scan.visit(&name, reader, &mut on_record)
                 .with_context(|| format!("cannot read {name} again"))?;
         }
         Ok(())
+    }
+
+    /// Folds the same bytes again on all cores, with the same filter and de-duplication.
+    pub fn fold<F: RecordFold>(
+        self,
+        filter: RecordFilter,
+        new_total: impl Fn() -> F,
+        new_chunk: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Result<F> {
+        let (inputs, mut sources): (Vec<Input>, Vec<Again>) = self.sources.into_iter().unzip();
+        // `fold_inputs` opens the inputs in order, once more in order if ids repeat.
+        let mut next = 0;
+        let mut scan = MetricsScan::new(filter);
+        let total = scan.fold_inputs(
+            &inputs,
+            |input| {
+                let source = &mut sources[next % inputs.len()];
+                next += 1;
+                source
+                    .open()
+                    .map_err(|source| invocation_metrics::Error::Io {
+                        action: "read again",
+                        path: input.to_string().into(),
+                        source,
+                    })
+            },
+            new_total,
+            new_chunk,
+        )?;
+        Ok(total)
+    }
+}
+
+impl Again {
+    fn open(&mut self) -> std::io::Result<Box<dyn Read>> {
+        match self {
+            Again::File { path, len } => Ok(Box::new(File::open(path)?.take(*len))),
+            // Read once; a `-` given twice is empty the second time, as it was in the first
+            // pass.
+            Again::Copy(copy) => Ok(match copy.take() {
+                Some(copy) => Box::new(copy),
+                None => Box::new(std::io::empty()),
+            }),
+        }
     }
 }
 
@@ -112,21 +178,22 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Counts the bytes it reads.
+/// Counts the bytes it reads, where its opener can see them.
 struct Counted<R> {
     reader: R,
-    bytes: u64,
+    bytes: Rc<Cell<u64>>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.reader.read(buf)?;
-        self.bytes += n as u64;
+        self.bytes.set(self.bytes.get() + n as u64);
         Ok(n)
     }
 }
 
-/// Like [`scan_remembering`], aggregating on every core and in bounded memory.
+/// Aggregates every input on every core in bounded memory, for a single pass (unlike
+/// [`fold_remembering`], it keeps no copy of stdin).
 pub fn aggregate(
     args: &InputArgs,
     filter: RecordFilter,

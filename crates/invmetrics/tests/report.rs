@@ -152,3 +152,34 @@ fn a_report_from_stdin_equals_the_report_from_the_file() {
         );
     }
 }
+
+#[test]
+fn inputs_given_twice_report_their_records_once() {
+    // Every record of the second copy repeats an id: the parallel reader finds that after
+    // the first pass and reads both files again leaving them out.
+    let (code, once, stderr) = run(&["report", "small.jsonl", "--format", "md", "-o", "-"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, twice, stderr) = run(&[
+        "report",
+        "small.jsonl",
+        "small.jsonl",
+        "--format",
+        "md",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("whose invocationId appeared earlier"),
+        "{stderr}"
+    );
+    assert_eq!(twice, once);
+    // `-` twice: stdin is read once, and is empty the second time.
+    let output = common::invmetrics()
+        .args(["report", "-", "-", "--format", "md", "-o", "-"])
+        .write_stdin(fs::read(common::fixtures().join("small.jsonl")).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), once);
+}

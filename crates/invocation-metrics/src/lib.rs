@@ -115,4 +115,6 @@ pub use parse::{Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_with_
 pub use record::{InvocationMetric, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
 pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};
-pub use source::{Input, InputReport, MetricsScan, RecordFilter, ScanReport, resolve_inputs};
+pub use source::{
+    Input, InputReport, MetricsScan, RecordFilter, RecordFold, ScanReport, resolve_inputs,
+};

@@ -85,7 +85,7 @@ pub fn retry_chains(records: &[InvocationMetric]) -> Vec<RetryChain> {
 /// let (chains, total) = scan.finish();
 /// assert_eq!((chains[0].attempts.len(), total), (2, 1));
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RetryChainScan {
     limit: usize,
     /// Every retried task, by hash: the count.
@@ -126,6 +126,35 @@ impl RetryChainScan {
         if self.kept.len() > self.limit {
             self.kept.pop_last();
         }
+    }
+
+    /// For a second pass split into parts (chunks read in parallel): a scan that keeps the
+    /// same chains, with no attempts yet and no count; [`merge`](Self::merge) the parts back
+    /// into this one, in order.
+    pub fn second_pass_part(&self) -> Self {
+        Self {
+            limit: self.limit,
+            retried: HashSet::default(),
+            kept: self
+                .kept
+                .keys()
+                .map(|key| (key.clone(), Vec::new()))
+                .collect(),
+            kept_hashes: None,
+        }
+    }
+
+    /// Adds what `later` found in the records that follow this one's: for a first pass split
+    /// into parts, its retried tasks; for a second pass, its attempts.
+    pub fn merge(&mut self, later: Self) {
+        self.retried.extend(later.retried);
+        for (key, attempts) in later.kept {
+            self.kept.entry(key).or_default().extend(attempts);
+        }
+        while self.kept.len() > self.limit {
+            self.kept.pop_last();
+        }
+        self.kept_hashes = None;
     }
 
     /// Whether [`second_pass`](Self::second_pass) has attempts to collect.
@@ -256,6 +285,25 @@ mod tests {
             let (chains, total) = scan.finish();
             assert_eq!(total, all.len() as u64);
             assert_eq!(chains, all[..limit.min(all.len())], "limit {limit}");
+
+            // The same in parts, as chunks read in parallel are: each pass split in three,
+            // merged in order.
+            let parts: Vec<&[InvocationMetric]> = records.chunks(1000).collect();
+            let mut whole = RetryChainScan::new(limit);
+            for part in &parts {
+                let mut scan = RetryChainScan::new(limit);
+                part.iter().for_each(|m| scan.first_pass(m));
+                whole.merge(scan);
+            }
+            let template = whole.second_pass_part();
+            for part in &parts {
+                let mut scan = template.clone();
+                part.iter().for_each(|m| scan.second_pass(m));
+                whole.merge(scan);
+            }
+            let (chains, total) = whole.finish();
+            assert_eq!(total, all.len() as u64);
+            assert_eq!(chains, all[..limit.min(all.len())], "parts, limit {limit}");
         }
     }
 }

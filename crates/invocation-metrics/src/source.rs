@@ -290,9 +290,31 @@ impl MetricsScan {
     pub fn aggregate_inputs(
         &mut self,
         inputs: &[Input],
-        mut open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
+        open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
     ) -> Result<MetricsAccumulator> {
-        let mut first = MetricsAccumulator::spilling_within(self.memory_budget());
+        let budget = self.memory_budget();
+        self.fold_inputs(
+            inputs,
+            open,
+            || MetricsAccumulator::spilling_within(budget),
+            MetricsAccumulator::new,
+        )
+    }
+
+    /// Like [`aggregate_inputs`](Self::aggregate_inputs), for any [`RecordFold`]: each chunk
+    /// is folded into its own `new_chunk()` on a worker thread, and the chunks are merged in
+    /// input order into `new_total()` (made again if the inputs must be read a second time to
+    /// leave out repeated ids). The same de-duplication, filter and counts as
+    /// [`visit`](Self::visit) reading the inputs one after another.
+    pub fn fold_inputs<F: RecordFold>(
+        &mut self,
+        inputs: &[Input],
+        mut open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
+        new_total: impl Fn() -> F,
+        new_chunk: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Result<F> {
+        let new_chunk = Arc::new(new_chunk);
+        let mut first = new_total();
         let mut dedup = if inputs.contains(&Input::Stdin) {
             Dedup::InMemory
         } else {
@@ -302,8 +324,16 @@ impl MetricsScan {
             }
         };
         let mut read_bytes = Vec::with_capacity(inputs.len());
+        let mut position = 0;
         for input in inputs {
-            let report = self.read_chunks(input, open(input)?, &mut dedup, &mut first)?;
+            let report = self.read_chunks(
+                input,
+                open(input)?,
+                &new_chunk,
+                &mut position,
+                &mut dedup,
+                &mut first,
+            )?;
             read_bytes.push(report.bytes);
             self.report.inputs.push(report);
         }
@@ -320,27 +350,37 @@ impl MetricsScan {
         // Second pass, leaving out the repeats. Counts of records and damaged lines are the
         // first pass's; only what depends on the repeats is counted again.
         drop(first);
-        let mut second = MetricsAccumulator::spilling_within(self.memory_budget());
+        let mut second = new_total();
         let mut dedup = Dedup::Skip {
             positions: (Box::new(skip.iter_sorted()) as Box<dyn Iterator<Item = u64>>).peekable(),
             next_index: 0,
         };
         (self.report.kept, self.report.filtered_out) = (0, 0);
+        let mut position = 0;
         for (input, bytes) in inputs.iter().zip(read_bytes) {
             let reader = open(input)?.take(bytes);
-            self.read_chunks(input, Box::new(reader), &mut dedup, &mut second)?;
+            self.read_chunks(
+                input,
+                Box::new(reader),
+                &new_chunk,
+                &mut position,
+                &mut dedup,
+                &mut second,
+            )?;
         }
         Ok(second)
     }
 
-    /// Reads one input in newline-aligned chunks parsed on the rayon pool, folding each
-    /// chunk's result into `into` in file order.
-    fn read_chunks(
+    /// Reads one input in newline-aligned chunks folded on the rayon pool, merging each
+    /// chunk's fold into `into` in input order. `position` counts the valid records before.
+    fn read_chunks<F: RecordFold>(
         &mut self,
         input: &Input,
         reader: Box<dyn Read + '_>,
+        new_chunk: &Arc<impl Fn() -> F + Send + Sync + 'static>,
+        position: &mut u64,
         dedup: &mut Dedup<'_>,
-        into: &mut MetricsAccumulator,
+        into: &mut F,
     ) -> Result<InputReport> {
         let name = input.to_string();
         let mut report = InputReport {
@@ -348,25 +388,38 @@ impl MetricsScan {
             ..InputReport::default()
         };
         let filter = Arc::new(self.filter.clone());
+        let new_chunk = Arc::clone(new_chunk);
         let mut lines_before = 0u64;
         parse_chunks(
             reader,
-            move |chunk| ChunkResult::parse(chunk, &filter),
-            |result| Some(self.absorb(result, &mut lines_before, &mut report, dedup, into)),
+            move |chunk| ChunkResult::parse(chunk, &filter, new_chunk()),
+            |result| {
+                Some(self.absorb(
+                    result,
+                    &mut lines_before,
+                    position,
+                    &mut report,
+                    dedup,
+                    into,
+                ))
+            },
         )
         .map_err(|e| Error::io("read", name, e))?;
         Ok(report)
     }
 
-    /// Folds one chunk's result in, in file order, and hands back its buffer.
-    fn absorb(
+    /// Folds one chunk's result in, in input order, and hands back its buffer.
+    fn absorb<F: RecordFold>(
         &mut self,
-        chunk: ChunkResult,
+        chunk: ChunkResult<F>,
         lines_before: &mut u64,
+        position: &mut u64,
         input: &mut InputReport,
         dedup: &mut Dedup<'_>,
-        into: &mut MetricsAccumulator,
+        into: &mut F,
     ) -> Vec<u8> {
+        let offset = *position;
+        *position += chunk.hashes.len() as u64;
         input.records += chunk.hashes.len() as u64;
         input.bytes += chunk.bytes;
         input
@@ -380,8 +433,8 @@ impl MetricsScan {
         let duplicate_count = duplicates.iter().filter(|d| **d).count() as u64;
         self.report.duplicates += duplicate_count;
         if duplicate_count == 0 {
-            // The common case: the chunk's own aggregate is exactly right.
-            into.merge(&chunk.accumulator);
+            // The common case: the chunk's own fold is exactly right.
+            into.merge(chunk.fold, offset);
             self.report.kept += chunk.matched;
             self.report.filtered_out += chunk.hashes.len() as u64 - chunk.matched;
             return chunk.bytes_read;
@@ -394,7 +447,7 @@ impl MetricsScan {
                 if !duplicates[index] {
                     if self.filter.matches(m) {
                         self.report.kept += 1;
-                        into.add(m);
+                        into.add(m, offset + index as u64);
                     } else {
                         self.report.filtered_out += 1;
                     }
@@ -479,29 +532,51 @@ fn id_hash(id: &str) -> u64 {
     crate::hashing::hash64(id)
 }
 
+/// A computation over records that runs on every core: each newline-aligned chunk of input
+/// is folded into its own value on a worker thread, and the values are merged in input order
+/// ([`MetricsScan::fold_inputs`]). [`MetricsAccumulator`] is one.
+pub trait RecordFold: Send + 'static {
+    /// Folds in one record. `index` numbers the valid records of what this value covers from
+    /// 0 — records left out as repeats or by the filter count too — so that, with the offset
+    /// [`merge`](Self::merge) is given, it places the record among all the inputs.
+    fn add(&mut self, m: &InvocationMetric, index: u64);
+    /// Appends `later`, which folded the records that follow, from position `offset` on.
+    fn merge(&mut self, later: Self, offset: u64);
+}
+
+impl RecordFold for MetricsAccumulator {
+    fn add(&mut self, m: &InvocationMetric, _: u64) {
+        MetricsAccumulator::add(self, m);
+    }
+
+    fn merge(&mut self, later: Self, _: u64) {
+        self.absorb(later);
+    }
+}
+
 /// What a parser thread made of one newline-aligned chunk.
-struct ChunkResult {
+struct ChunkResult<F> {
     bytes: u64,
     lines: u64,
     /// The chunk itself, parsed again in the rare case it holds duplicates.
     bytes_read: Vec<u8>,
     /// `invocationId` hashes of its valid records, in order.
     hashes: Vec<u64>,
-    /// The aggregate of the records that pass the filter, and how many those are.
-    accumulator: MetricsAccumulator,
+    /// The fold of the records that pass the filter, and how many those are.
+    fold: F,
     matched: u64,
     /// Invalid lines, numbered from the chunk's start.
     problems: Vec<LineProblem>,
 }
 
-impl ChunkResult {
-    fn parse(chunk: Chunk, filter: &RecordFilter) -> Self {
+impl<F: RecordFold> ChunkResult<F> {
+    fn parse(chunk: Chunk, filter: &RecordFilter, fold: F) -> Self {
         let mut result = Self {
             bytes: chunk.bytes(),
             lines: chunk.lines(),
             bytes_read: Vec::new(),
             hashes: Vec::new(),
-            accumulator: MetricsAccumulator::new(),
+            fold,
             matched: 0,
             problems: Vec::new(),
         };
@@ -517,9 +592,10 @@ impl ChunkResult {
         let _ = visit_records(
             &bytes[..],
             |_, m| {
+                let index = result.hashes.len() as u64;
                 result.hashes.push(id_hash(&m.invocation_id));
                 if filter.matches(m) {
-                    result.accumulator.add(m);
+                    result.fold.add(m, index);
                     result.matched += 1;
                 }
             },

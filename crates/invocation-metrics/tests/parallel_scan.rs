@@ -74,3 +74,59 @@ fn parallel_read_equals_sequential_read() {
         assert!(seq.inputs[0].problems[2].torn_tail);
     }
 }
+
+/// The records a fold sees, with the positions it is told.
+#[derive(Default)]
+struct Seen(Vec<(u64, String)>);
+
+impl invocation_metrics::RecordFold for Seen {
+    fn add(&mut self, m: &invocation_metrics::InvocationMetric, index: u64) {
+        self.0.push((index, m.invocation_id.clone()));
+    }
+
+    fn merge(&mut self, later: Self, offset: u64) {
+        self.0
+            .extend(later.0.into_iter().map(|(i, id)| (i + offset, id)));
+    }
+}
+
+#[test]
+fn a_fold_sees_the_sequential_records_at_their_positions() {
+    let file = generated_file();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invocations.jsonl");
+    std::fs::write(&path, &file).unwrap();
+    let filter = RecordFilter {
+        agents: vec!["coder".into()],
+        ..RecordFilter::default()
+    };
+    // Sequentially: every kept record, numbered among all valid records (repeats and
+    // filtered-out ones count), as the fold's positions are.
+    let mut expected = Vec::new();
+    let mut position = 0;
+    let mut ids = std::collections::HashSet::new();
+    invocation_metrics::read_records(
+        &file[..],
+        |_, m| {
+            if ids.insert(m.invocation_id.clone()) && filter.matches(&m) {
+                expected.push((position, m.invocation_id.clone()));
+            }
+            position += 1;
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert!(expected.len() > 5_000);
+
+    let mut scan = MetricsScan::new(filter.clone());
+    let seen = scan
+        .fold_inputs(
+            &[Input::File(path)],
+            |input| Ok(input.open()?.0),
+            Seen::default,
+            Seen::default,
+        )
+        .unwrap();
+    assert_eq!(seen.0, expected);
+    assert_eq!(scan.finish().kept, expected.len() as u64);
+}

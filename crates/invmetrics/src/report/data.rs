@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use invocation_metrics::{
-    AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, RetryChain,
-    RetryChainScan,
+    AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, RecordFold,
+    RetryChain, RetryChainScan,
 };
 
 /// Most invocations a timeline draws (the earliest): beyond this the SVG gets too heavy for
@@ -28,38 +28,44 @@ pub struct ReportData {
     pub chain_count: u64,
 }
 
-/// Gathers a [`ReportData`] from the records as they are read: every record in a first pass,
-/// then — only if there are retry chains to fill in — the same records again in a second.
+/// A report's first pass, folded on every core: the aggregate, the earliest invocations and
+/// the retried tasks.
 #[derive(Debug)]
-pub struct ReportBuilder {
+pub struct FirstPass {
     accumulator: MetricsAccumulator,
     earliest: Earliest,
     chains: RetryChainScan,
 }
 
-impl Default for ReportBuilder {
-    fn default() -> Self {
+impl FirstPass {
+    /// The value the chunks merge into: its aggregate state spills past a memory budget.
+    pub fn total() -> Self {
         Self {
             accumulator: MetricsAccumulator::spilling(),
+            ..Self::chunk()
+        }
+    }
+
+    /// One chunk's value.
+    pub fn chunk() -> Self {
+        Self {
+            accumulator: MetricsAccumulator::new(),
             earliest: Earliest::default(),
             chains: RetryChainScan::new(CHAIN_LIMIT),
         }
     }
-}
 
-impl ReportBuilder {
-    pub fn first_pass(&mut self, m: &InvocationMetric) {
-        self.accumulator.add(m);
-        self.chains.first_pass(m);
-        self.earliest.offer(m);
+    /// What a second pass must fill in — the chains kept, without their attempts — if any
+    /// task was retried.
+    pub fn chains_to_fill(&self) -> Option<SecondPass> {
+        self.chains
+            .needs_second_pass()
+            .then(|| SecondPass(self.chains.second_pass_part()))
     }
 
-    pub fn needs_second_pass(&self) -> bool {
-        self.chains.needs_second_pass()
-    }
-
-    pub fn second_pass(&mut self, m: &InvocationMetric) {
-        self.chains.second_pass(m);
+    /// Takes the attempts a second pass found.
+    pub fn fill_chains(&mut self, second: SecondPass) {
+        self.chains.merge(second.0);
     }
 
     /// The data, or why the aggregate's spilled state could not be read back.
@@ -75,19 +81,45 @@ impl ReportBuilder {
     }
 }
 
+impl RecordFold for FirstPass {
+    fn add(&mut self, m: &InvocationMetric, index: u64) {
+        self.accumulator.add(m);
+        self.chains.first_pass(m);
+        self.earliest.offer(m, index);
+    }
+
+    fn merge(&mut self, later: Self, offset: u64) {
+        self.accumulator.absorb(later.accumulator);
+        self.chains.merge(later.chains);
+        self.earliest.merge(later.earliest, offset);
+    }
+}
+
+/// A report's second pass, folded on every core: the attempts of the retry chains the first
+/// pass kept.
+#[derive(Debug, Clone)]
+pub struct SecondPass(RetryChainScan);
+
+impl RecordFold for SecondPass {
+    fn add(&mut self, m: &InvocationMetric, _: u64) {
+        self.0.second_pass(m);
+    }
+
+    fn merge(&mut self, later: Self, _: u64) {
+        self.0.merge(later.0);
+    }
+}
+
 /// The [`TIMELINE_LIMIT`] earliest records offered, in a max-heap so the latest of them is
 /// the one to drop.
 #[derive(Debug, Default)]
 struct Earliest {
-    offered: u64,
     heap: BinaryHeap<ByStart>,
 }
 
 impl Earliest {
-    /// Keeps a copy of `metric` if it is among the earliest so far.
-    fn offer(&mut self, metric: &InvocationMetric) {
-        let arrival = self.offered;
-        self.offered += 1;
+    /// Keeps a copy of `metric`, the `arrival`th record, if it is among the earliest so far.
+    fn offer(&mut self, metric: &InvocationMetric, arrival: u64) {
         let start = metric.start_ms();
         if self.heap.len() >= TIMELINE_LIMIT {
             let Some(latest) = self.heap.peek() else {
@@ -106,6 +138,19 @@ impl Earliest {
             arrival,
             metric: metric.clone(),
         });
+    }
+
+    /// Adds the earliest of the records after this one's, which arrived from `offset` on.
+    fn merge(&mut self, later: Self, offset: u64) {
+        for mut candidate in later.heap {
+            candidate.arrival += offset;
+            if self.heap.len() < TIMELINE_LIMIT {
+                self.heap.push(candidate);
+            } else if self.heap.peek().is_some_and(|latest| candidate < *latest) {
+                self.heap.pop();
+                self.heap.push(candidate);
+            }
+        }
     }
 
     fn into_sorted(self) -> Vec<InvocationMetric> {
@@ -154,30 +199,51 @@ mod tests {
     use invocation_metrics::Timestamp;
 
     #[test]
-    fn keeps_the_earliest_in_order_whatever_the_input_order() {
+    fn keeps_the_earliest_in_order_whatever_the_input_order_or_split() {
         let n = TIMELINE_LIMIT as i64 + 500;
         let mut rng = fastrand::Rng::with_seed(3);
         let mut starts: Vec<i64> = (0..n).map(|i| i / 2).collect();
         rng.shuffle(&mut starts);
-        let mut earliest = Earliest::default();
-        for (i, start) in starts.iter().enumerate() {
-            let agent = ["b", "a"][i % 2];
-            let at = Timestamp::from_unix_ms(*start).unwrap();
-            earliest.offer(&InvocationMetric::new(format!("i{i}"), agent, 1, at));
-        }
-        let kept: Vec<(i64, String)> = earliest
-            .into_sorted()
-            .iter()
-            .map(|m| (m.start_ms(), m.agent.clone()))
-            .collect();
-        assert_eq!(kept.len(), TIMELINE_LIMIT);
-        let mut expected: Vec<(i64, String)> = starts
+        let records: Vec<InvocationMetric> = starts
             .iter()
             .enumerate()
-            .map(|(i, s)| (*s, ["b", "a"][i % 2].to_owned()))
+            .map(|(i, start)| {
+                let at = Timestamp::from_unix_ms(*start).unwrap();
+                InvocationMetric::new(format!("i{i}"), ["b", "a"][i % 2], 1, at)
+            })
+            .collect();
+        let mut whole = Earliest::default();
+        for (i, m) in records.iter().enumerate() {
+            whole.offer(m, i as u64);
+        }
+        // In parts, as chunks read in parallel are, merged in order.
+        let mut merged = Earliest::default();
+        for (p, part) in records.chunks(700).enumerate() {
+            let mut earliest = Earliest::default();
+            for (i, m) in part.iter().enumerate() {
+                earliest.offer(m, i as u64);
+            }
+            merged.merge(earliest, (p * 700) as u64);
+        }
+        let ids = |e: Earliest| -> Vec<String> {
+            e.into_sorted()
+                .into_iter()
+                .map(|m| m.invocation_id)
+                .collect()
+        };
+        let kept = ids(whole);
+        assert_eq!(ids(merged), kept);
+
+        let mut expected: Vec<(i64, &str, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.start_ms(), m.agent.as_str(), i))
             .collect();
         expected.sort();
-        expected.truncate(TIMELINE_LIMIT);
+        let expected: Vec<String> = expected[..TIMELINE_LIMIT]
+            .iter()
+            .map(|(_, _, i)| format!("i{i}"))
+            .collect();
         assert_eq!(kept, expected);
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::args::{InputArgs, ReportArgs, ReportFormat};
 use crate::input::{self, ReadAgain};
-use data::{ReportBuilder, ReportData};
+use data::{FirstPass, ReportData};
 
 /// `invmetrics report`.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -54,20 +54,26 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
 }
 
 /// What the HTML and Markdown reports show, in bounded memory: one pass over the inputs,
-/// and a second for the retry chains' attempts when there are any.
+/// and a second for the retry chains' attempts when there are any, both on every core.
 fn gather(
     inputs: &InputArgs,
     filter: RecordFilter,
     options: &AggregateOptions,
 ) -> Result<ReportData> {
-    let mut builder = ReportBuilder::default();
-    let (scan, again) =
-        input::scan_remembering(inputs, filter.clone(), false, |m| builder.first_pass(m))?;
+    let (mut first, scan, again) = input::fold_remembering(
+        inputs,
+        filter.clone(),
+        false,
+        FirstPass::total,
+        FirstPass::chunk,
+    )?;
     input::require_records(&scan)?;
-    if builder.needs_second_pass() {
-        again.scan(filter, |m| builder.second_pass(m))?;
+    if let Some(template) = first.chains_to_fill() {
+        let chunk_template = template.clone();
+        let attempts = again.fold(filter, || template.clone(), move || chunk_template.clone())?;
+        first.fill_chains(attempts);
     }
-    let data = builder
+    let data = first
         .finish(options)
         .context("cannot compute the aggregate")?;
     input::warn_if_buckets_widened(options, &data.aggregate);
@@ -77,11 +83,13 @@ fn gather(
 /// The JSON report, `{"metrics": [every record], "aggregate": {…}}`, written as it is read:
 /// a first pass computes the aggregate, a second copies the records to `out`.
 fn json(args: &ReportArgs, options: &AggregateOptions, out: &mut dyn Write) -> Result<()> {
-    let mut accumulator = MetricsAccumulator::spilling();
-    let (scan, inputs) =
-        input::scan_remembering(&args.input, args.aggregate.filter(), false, |m| {
-            accumulator.add(m)
-        })?;
+    let (accumulator, scan, inputs) = input::fold_remembering(
+        &args.input,
+        args.aggregate.filter(),
+        false,
+        MetricsAccumulator::spilling,
+        MetricsAccumulator::new,
+    )?;
     input::require_records(&scan)?;
     let aggregate = accumulator
         .try_finish(options)
