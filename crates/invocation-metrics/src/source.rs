@@ -544,6 +544,13 @@ pub trait RecordFold: Send + 'static {
     fn merge(&mut self, later: Self, offset: u64);
 }
 
+/// Keeps nothing: for a scan that only counts records and finds damaged lines.
+impl RecordFold for () {
+    fn add(&mut self, _: &InvocationMetric, _: u64) {}
+
+    fn merge(&mut self, _: Self, _: u64) {}
+}
+
 impl RecordFold for MetricsAccumulator {
     fn add(&mut self, m: &InvocationMetric, _: u64) {
         MetricsAccumulator::add(self, m);
