@@ -1,6 +1,7 @@
 //! What a report shows, gathered from the records in bounded memory: the aggregate, the
 //! earliest invocations for the timeline and the first retry chains. No report holds every
-//! record, so a report of ten million records needs about what one of a thousand does.
+//! record: what grows with the input is the aggregate's spilled state (on disk past a budget)
+//! and one 8-byte hash per retried task.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
