@@ -37,7 +37,11 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
         format => {
             let data = gather(&args.input, args.aggregate.filter(), &options)?;
             let page = match format {
-                ReportFormat::Html => html::render(&data)?,
+                ReportFormat::Html => {
+                    // Only the HTML charts the buckets.
+                    input::warn_if_buckets_widened(&options, &data.aggregate);
+                    html::render(&data)?
+                }
                 _ => markdown::render(&data),
             };
             if to_stdout {
@@ -73,11 +77,9 @@ fn gather(
         let attempts = again.fold(filter, || template.clone(), move || chunk_template.clone())?;
         first.fill_chains(attempts);
     }
-    let data = first
+    first
         .finish(options)
-        .context("cannot compute the aggregate")?;
-    input::warn_if_buckets_widened(options, &data.aggregate);
-    Ok(data)
+        .context("cannot compute the aggregate")
 }
 
 /// The JSON report, `{"metrics": [every record], "aggregate": {…}}`, written as it is read:
