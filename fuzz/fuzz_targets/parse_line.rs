@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|line: &[u8]| {
     if let Ok((metric, Dialect::Native)) = parse_line_with_dialect(line) {
+        // What the parser ignores around the JSON: a trailing CR and a leading byte order mark.
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
         let general: InvocationMetric =
             serde_json::from_slice(line).expect("the general parser accepts it too");
         assert_eq!(general, metric);

@@ -136,6 +136,11 @@ impl<'a> Reader<'a> {
     fn signed(&mut self) -> Option<i32> {
         let negative = self.literal(b"-").is_some();
         let magnitude = i64::try_from(self.unsigned()?).ok()?;
+        if negative && magnitude == 0 {
+            // serde_json reads `-0` as the float -0.0, which an integer field refuses: decline,
+            // so both paths give the same answer.
+            return None;
+        }
         i32::try_from(if negative { -magnitude } else { magnitude }).ok()
     }
 
@@ -198,6 +203,7 @@ mod tests {
             LINE.replace("\"cost\":0.1", "\"cost\":inf"), // not JSON
             LINE.replace("}", ",\"extra\":1}"),           // an unknown field
             LINE.replace("\"exitCode\":-2", "\"exitCode\":99999999999"),
+            LINE.replace("\"exitCode\":-2", "\"exitCode\":-0"), // a float to serde_json
             LINE.replace("\"cost\":0.1", "\"cost\":1e400"),
             format!("{LINE} "),
         ];
