@@ -52,12 +52,16 @@ pub fn fold_remembering<F: RecordFold>(
             let bytes = Rc::new(Cell::new(0));
             read.borrow_mut().push(Rc::clone(&bytes));
             let counted = Counted { reader, bytes };
-            Ok(match (input, tee_into.take()) {
-                (Input::Stdin, Some(copy)) => Box::new(Tee {
+            let tee = match input {
+                Input::Stdin => tee_into.take(),
+                Input::File(_) => None,
+            };
+            Ok(match tee {
+                Some(copy) => Box::new(Tee {
                     reader: counted,
                     copy,
                 }),
-                _ => Box::new(counted),
+                None => Box::new(counted),
             })
         },
         new_total,

@@ -154,6 +154,37 @@ fn a_report_from_stdin_equals_the_report_from_the_file() {
 }
 
 #[test]
+fn stdin_after_a_file_is_read_again_in_full() {
+    // The second pass reads stdin from the copy the first made; it must be made whatever
+    // comes before `-`.
+    let (code, from_files, stderr) = run(&[
+        "report",
+        "dialects.jsonl",
+        "small.jsonl",
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let output = common::invmetrics()
+        .args([
+            "report",
+            "dialects.jsonl",
+            "-",
+            "--format",
+            "json",
+            "-o",
+            "-",
+        ])
+        .write_stdin(fs::read(common::fixtures().join("small.jsonl")).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), from_files);
+}
+
+#[test]
 fn inputs_given_twice_report_their_records_once() {
     // Every record of the second copy repeats an id: the parallel reader finds that after
     // the first pass and reads both files again leaving them out.
