@@ -32,8 +32,9 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Like [`write_file_atomically`], with the content written by `fill` as it is produced, so
-/// it never needs to be in memory whole. If `fill` fails, `path` is left as it was (the
-/// temporary file is removed) and its error is returned.
+/// it never needs to be in memory whole. If `fill` fails, a regular file at `path` is left as
+/// it was (the temporary file is removed) and the error is returned; a device or pipe has
+/// received whatever `fill` wrote before failing.
 ///
 /// ```
 /// use std::io::Write;
