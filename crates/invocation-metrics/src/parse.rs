@@ -169,6 +169,9 @@ fn required<T>(value: Option<T>, field: &'static str) -> Result<T, ValidationErr
 fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, ValidationError> {
     let own = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
     let native = dialect == Dialect::Native;
+    // The other dialects' names count only outside native lines: in a native line they are
+    // unknown fields, ignored, exactly as a plain serde read of the native record ignores them.
+    let aliases = !native;
 
     let success = match (raw.success, raw.status.as_deref()) {
         (Some(success), _) => success,
@@ -234,7 +237,7 @@ fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, Val
         }
         None => return Err(ValidationError::new("exitCode", "is missing")),
     };
-    let attempt = match (raw.attempt, raw.attempt_number) {
+    let attempt = match (raw.attempt, raw.attempt_number.filter(|_| aliases)) {
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) if !native => 1,
         (None, None) => return Err(ValidationError::new("attempt", "is missing")),
@@ -252,8 +255,10 @@ fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, Val
         task_id: own(raw.task_id),
         duration_ms,
         tokens,
-        input_tokens: raw.input_tokens.or(raw.tokens_prompt),
-        output_tokens: raw.output_tokens.or(raw.tokens_completion),
+        input_tokens: raw.input_tokens.or(raw.tokens_prompt.filter(|_| aliases)),
+        output_tokens: raw
+            .output_tokens
+            .or(raw.tokens_completion.filter(|_| aliases)),
         cached_tokens: raw.cached_tokens,
         cost,
         exit_code,
@@ -261,7 +266,7 @@ fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, Val
         attempt,
         output_parsed,
         model: own(raw.model),
-        tier: own(raw.tier.or(raw.routing_tier)),
+        tier: own(raw.tier.or(raw.routing_tier.filter(|_| aliases))),
         timestamp,
         error_class: own(raw.error_class),
     })
@@ -400,6 +405,27 @@ mod tests {
         let with_bom = [&[0xef, 0xbb, 0xbf][..], NATIVE.as_bytes(), b"\r"].concat();
         let (m, d) = parse_line_with_dialect(&with_bom).unwrap();
         assert_eq!((d, m.to_json_line()), (Dialect::Native, NATIVE.to_owned()));
+    }
+
+    #[test]
+    fn other_dialects_names_are_unknown_fields_in_a_native_line() {
+        let with = |from: &str, to: &str| NATIVE.replace(from, to);
+        // `attemptNumber` stands in for `attempt` only in the other dialects.
+        let error =
+            parse_line(with("\"attempt\":1", "\"attemptNumber\":2").as_bytes()).unwrap_err();
+        assert_eq!(error.to_string(), "invalid `attempt`: is missing");
+        let m = parse_line(
+            with(
+                "}",
+                ",\"tokensPrompt\":7,\"tokensCompletion\":8,\"routingTier\":\"x\"}",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (m.input_tokens, m.output_tokens, m.tier),
+            (None, None, None)
+        );
     }
 
     #[test]
