@@ -25,8 +25,6 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     if args.json {
         // Only the JSON shows the buckets.
         input::warn_if_buckets_widened(&options, &aggregate);
-    }
-    if args.json {
         serde_json::to_writer_pretty(&mut *out, &aggregate)?;
         writeln!(out)?;
     } else {
