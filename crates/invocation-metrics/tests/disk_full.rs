@@ -37,3 +37,49 @@ fn dev_full_fails_flush_and_close_and_keeps_memory() {
     let err = collector.close().unwrap_err();
     assert!(matches!(err, Error::Write { pending: 10, .. }), "{err}");
 }
+
+/// Flushers asleep when the write fails are all woken with the error, under every policy:
+/// none sleeps on, none reports success.
+#[test]
+fn every_waiting_flusher_gets_the_error() {
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    use invocation_metrics::Durability;
+
+    for durability in [
+        Durability::Buffered,
+        Durability::Periodic(Duration::from_millis(5)),
+        Durability::Always,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("/dev/full", dir.path().join(METRICS_FILE_NAME)).unwrap();
+        let collector = Arc::new(
+            InvocationMetricsCollector::builder(dir.path())
+                .durability(durability)
+                .open()
+                .unwrap(),
+        );
+        let start = Arc::new(Barrier::new(16));
+        let flushers: Vec<_> = (0..16)
+            .map(|t| {
+                let (collector, start) = (Arc::clone(&collector), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    collector
+                        .record(common::metric(format!("t{t}"), t))
+                        .unwrap();
+                    collector.flush()
+                })
+            })
+            .collect();
+        for flusher in flushers {
+            let result = flusher.join().unwrap();
+            assert!(
+                matches!(result, Err(Error::Write { .. })),
+                "{durability:?}: {result:?}"
+            );
+        }
+        assert_eq!(collector.get_count(), 16, "{durability:?}");
+    }
+}

@@ -5,7 +5,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::bus::{FleetEvent, FleetEventBus};
@@ -66,9 +68,16 @@ pub(crate) struct JournalState {
     error_epoch: u64,
     shutdown: bool,
     writer_waiting: bool,
-    /// Threads blocked in `flush()`.
-    flushers_waiting: u64,
+    /// Threads asleep in `flush()`, each until its target is acknowledged.
+    flush_waiters: Vec<FlushWaiter>,
     writer_alive: bool,
+}
+
+/// A thread asleep in `flush()` until `target` records are acknowledged.
+#[derive(Debug)]
+struct FlushWaiter {
+    target: u64,
+    thread: Thread,
 }
 
 /// The state shared by the collector's handles and its writer thread.
@@ -78,8 +87,16 @@ pub(crate) struct Journal {
     pub durability: Durability,
     pub bus: FleetEventBus,
     state: Mutex<JournalState>,
+    /// Records a `flush()` may report done: synced under `Always`, written otherwise. An
+    /// atomic beside the lock so that a woken flusher can see its answer without taking
+    /// the lock every recording thread wants.
+    acknowledged: AtomicU64,
+    /// Bumped, under the lock, on each write error and when the writer stops: sleeping
+    /// flushers must then take the lock and look.
+    alarms: AtomicU64,
     work: Condvar,
-    progress: Condvar,
+    /// Signals the writer's exit to `shut_down`.
+    stopped: Condvar,
 }
 
 impl Journal {
@@ -93,8 +110,10 @@ impl Journal {
                 writer_alive: true,
                 ..JournalState::default()
             }),
+            acknowledged: AtomicU64::new(0),
+            alarms: AtomicU64::new(0),
             work: Condvar::new(),
-            progress: Condvar::new(),
+            stopped: Condvar::new(),
         }
     }
 
@@ -116,6 +135,11 @@ impl Journal {
             self.bus
                 .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
         }
+        self.nudge_writer(&mut state);
+    }
+
+    /// Wakes the writer if it waits.
+    fn nudge_writer(&self, state: &mut JournalState) {
         if state.writer_waiting {
             state.writer_waiting = false;
             self.work.notify_one();
@@ -128,34 +152,45 @@ impl Journal {
         let mut state = self.lock();
         let target = state.recorded;
         let epoch = state.error_epoch;
-        self.work.notify_one();
-        state.flushers_waiting += 1;
-        let result = loop {
-            let done = match self.durability {
-                Durability::Always => state.synced >= target,
-                _ => state.written >= target,
-            };
-            if done {
-                break Ok(());
+        loop {
+            if self.acknowledged.load(Ordering::Acquire) >= target {
+                return Ok(());
             }
             if state.error_epoch != epoch
                 && let Some(source) = state.error.clone()
             {
-                break Err(Error::Write {
+                return Err(Error::Write {
                     path: self.path.clone(),
                     pending: state.recorded - state.written,
                     source,
                 });
             }
             if !state.writer_alive {
-                break Err(Error::WriterStopped {
+                return Err(Error::WriterStopped {
                     path: self.path.clone(),
                 });
             }
-            state = self.progress.wait(state).unwrap_or_else(|e| e.into_inner());
-        };
-        state.flushers_waiting -= 1;
-        result
+            state.flush_waiters.push(FlushWaiter {
+                target,
+                thread: thread::current(),
+            });
+            self.nudge_writer(&mut state);
+            let alarms = self.alarms.load(Ordering::Relaxed);
+            drop(state);
+            // Sleep without the lock. The writer unparks this thread once `target` is
+            // acknowledged or on an alarm; waking it through a condition variable instead
+            // would have every released flusher queue for the lock, one wake-up after
+            // another, before it could even see that it is done.
+            while self.acknowledged.load(Ordering::Acquire) < target
+                && self.alarms.load(Ordering::Acquire) == alarms
+            {
+                thread::park();
+            }
+            if self.acknowledged.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            state = self.lock();
+        }
     }
 
     /// Asks the writer to finish and waits for it up to `deadline`. Returns an error if
@@ -166,13 +201,13 @@ impl Journal {
         self.work.notify_one();
         while state.writer_alive {
             state = match deadline {
-                None => self.progress.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => self.stopped.wait(state).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
                     }
-                    self.progress
+                    self.stopped
                         .wait_timeout(state, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
@@ -208,6 +243,8 @@ impl Journal {
         // cost) lets the next sync serve them all instead of one or two at a time.
         let (mut released, mut sync_cost, mut gather_until) = (0u64, Duration::ZERO, None);
         let mut spare: Vec<u8> = Vec::new();
+        // Flushers to unpark once the lock is let go.
+        let mut woken: Vec<Thread> = Vec::new();
         let mut state = self.lock();
         loop {
             let now = Instant::now();
@@ -254,6 +291,10 @@ impl Journal {
                     Ok(()) => {
                         state.written += count;
                         state.file_len += batch.len() as u64;
+                        if self.durability != Durability::Always {
+                            let written = state.written;
+                            self.acknowledge(&mut state, written, &mut woken);
+                        }
                         spare = batch;
                         retry_at = None;
                         backoff = INITIAL_RETRY_BACKOFF;
@@ -269,7 +310,7 @@ impl Journal {
                         requeued.extend_from_slice(&state.queue);
                         spare = std::mem::replace(&mut state.queue, requeued);
                         state.queued += count;
-                        if self.fail(&mut state, e, &mut retry_at, &mut backoff) {
+                        if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
                             break;
                         }
                     }
@@ -279,11 +320,6 @@ impl Journal {
                     // After a long stall (a full disk) the queue may have grown huge; let it go.
                     spare = Vec::new();
                 }
-                // Under `Always` a flush waits for the sync, not the write: waking every
-                // waiting flusher twice per cycle would only make them sleep again.
-                if self.durability != Durability::Always || state.error.is_some() {
-                    self.progress.notify_all();
-                }
             } else if sync_due {
                 let target = state.written;
                 drop(state);
@@ -292,19 +328,21 @@ impl Journal {
                 state = self.lock();
                 last_sync = Instant::now();
                 sync_cost = last_sync - started;
-                released = state.flushers_waiting;
+                released = state.flush_waiters.len() as u64;
                 match result {
                     Ok(()) => {
                         state.synced = target;
                         retry_at = None;
+                        if self.durability == Durability::Always {
+                            self.acknowledge(&mut state, target, &mut woken);
+                        }
                     }
                     Err(e) => {
-                        if self.fail(&mut state, e, &mut retry_at, &mut backoff) {
+                        if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
                             break;
                         }
                     }
                 }
-                self.progress.notify_all();
             } else if state.shutdown && state.queue.is_empty() && sync_at.is_none() {
                 break;
             } else {
@@ -328,9 +366,36 @@ impl Journal {
                 };
                 state.writer_waiting = false;
             }
+            if !woken.is_empty() {
+                drop(state);
+                woken.drain(..).for_each(|thread| thread.unpark());
+                state = self.lock();
+            }
         }
         state.writer_alive = false;
-        self.progress.notify_all();
+        self.raise_alarm(&mut state, &mut woken);
+        drop(state);
+        woken.drain(..).for_each(|thread| thread.unpark());
+        self.stopped.notify_all();
+    }
+
+    /// Marks the first `count` records acknowledged and takes the flushers waiting for no
+    /// more than those.
+    fn acknowledge(&self, state: &mut JournalState, count: u64, woken: &mut Vec<Thread>) {
+        self.acknowledged.store(count, Ordering::Release);
+        woken.extend(
+            state
+                .flush_waiters
+                .extract_if(.., |waiter| waiter.target <= count)
+                .map(|waiter| waiter.thread),
+        );
+    }
+
+    /// Tells every sleeping flusher to take the lock and look (an error, or the writer is
+    /// stopping) and takes them all.
+    fn raise_alarm(&self, state: &mut JournalState, woken: &mut Vec<Thread>) {
+        self.alarms.fetch_add(1, Ordering::Release);
+        woken.extend(state.flush_waiters.drain(..).map(|waiter| waiter.thread));
     }
 
     /// Records a write or sync error and schedules the retry. Returns whether the writer
@@ -341,6 +406,7 @@ impl Journal {
         e: io::Error,
         retry_at: &mut Option<Instant>,
         backoff: &mut Duration,
+        woken: &mut Vec<Thread>,
     ) -> bool {
         let pending = state.recorded - state.written;
         tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics; keeping them in memory and retrying");
@@ -351,6 +417,7 @@ impl Journal {
         });
         state.error = Some(Arc::new(e));
         state.error_epoch += 1;
+        self.raise_alarm(state, woken);
         *retry_at = Some(Instant::now() + *backoff);
         *backoff = (*backoff * 2).min(MAX_RETRY_BACKOFF);
         state.shutdown
