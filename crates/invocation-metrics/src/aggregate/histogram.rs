@@ -1,16 +1,21 @@
 //! A mergeable histogram of durations: exact below 2,048 ms, within 0.1% above, in bounded
 //! memory (a few thousand counters however many records it holds).
 
+use std::collections::HashMap;
+
+use crate::hashing::FastHash;
+
 /// Durations below this are counted exactly, one counter each.
 const EXACT_BELOW: u64 = 2048;
 /// Above it, each power of two is split into 2^10 equal counters: relative error < 1/1024.
 const SUB_BUCKET_BITS: u32 = 10;
 const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
 
-/// Distinct buckets a histogram keeps as a sorted list before switching to one counter per
+/// Distinct buckets a histogram keeps in a hash map before switching to one counter per
 /// bucket. Groups are often small and many (an agent per task, say): a dense array of ~10,000
-/// counters each made 20,000 agents cost 1.4 GB; a list costs 16 bytes per distinct bucket,
-/// and only a group that fills this many buckets has records enough to pay for an array.
+/// counters each made 20,000 agents cost 1.4 GB; a map costs about 20 bytes per distinct
+/// bucket, and only a group that fills this many buckets has records enough to pay for an
+/// array.
 const SPARSE_MAX: usize = 1024;
 
 #[derive(Debug, Clone, Default)]
@@ -25,15 +30,17 @@ pub(super) struct DurationHistogram {
 /// Counts per bucket: which form holds them changes memory and speed, never a result.
 #[derive(Debug, Clone)]
 enum Counts {
-    /// (bucket, count), sorted by bucket, counts above zero.
-    Sparse(Vec<(u32, u64)>),
+    /// Count by bucket, counts above zero. A map rather than a sorted list: inserting into
+    /// a list of hundreds of buckets moved the rest of the list each time, a tenth of a
+    /// summary's time.
+    Sparse(HashMap<u32, u64, FastHash>),
     /// Indexed by bucket.
     Dense(Vec<u64>),
 }
 
 impl Default for Counts {
     fn default() -> Self {
-        Self::Sparse(Vec::new())
+        Self::Sparse(HashMap::default())
     }
 }
 
@@ -46,27 +53,21 @@ impl Counts {
                 }
                 counts[bucket] += n;
             }
-            Self::Sparse(pairs) => {
+            Self::Sparse(counts) => {
                 // Buckets are below 60,000 (see the tests), so u32 holds them.
-                let key = bucket as u32;
-                match pairs.binary_search_by_key(&key, |(b, _)| *b) {
-                    Ok(i) => pairs[i].1 += n,
-                    Err(i) => {
-                        pairs.insert(i, (key, n));
-                        if pairs.len() > SPARSE_MAX {
-                            self.densify();
-                        }
-                    }
+                *counts.entry(bucket as u32).or_default() += n;
+                if counts.len() > SPARSE_MAX {
+                    self.densify();
                 }
             }
         }
     }
 
     fn densify(&mut self) {
-        if let Self::Sparse(pairs) = self {
-            let len = pairs.last().map_or(0, |(b, _)| *b as usize + 1);
+        if let Self::Sparse(sparse) = self {
+            let len = sparse.keys().max().map_or(0, |b| *b as usize + 1);
             let mut counts = vec![0; len];
-            for (bucket, n) in pairs.iter() {
+            for (bucket, n) in sparse.iter() {
                 counts[*bucket as usize] = *n;
             }
             *self = Self::Dense(counts);
@@ -76,7 +77,12 @@ impl Counts {
     /// (bucket, count) in bucket order, counts above zero.
     fn iter(&self) -> Box<dyn Iterator<Item = (usize, u64)> + '_> {
         match self {
-            Self::Sparse(pairs) => Box::new(pairs.iter().map(|(b, n)| (*b as usize, *n))),
+            Self::Sparse(counts) => {
+                let mut pairs: Vec<(usize, u64)> =
+                    counts.iter().map(|(b, n)| (*b as usize, *n)).collect();
+                pairs.sort_unstable();
+                Box::new(pairs.into_iter())
+            }
             Self::Dense(counts) => Box::new(
                 counts
                     .iter()
