@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::hash::BuildHasherDefault;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
-use crate::journal::{Chunk, LineProblem, parse_chunks, visit_records};
+use crate::journal::{Chunk, LineProblem, READ_BUFFER_BYTES, parse_chunks, visit_records};
 use crate::record::{InvocationMetric, Timestamp};
 
 /// One place records are read from.
@@ -239,7 +239,7 @@ impl MetricsScan {
             ..InputReport::default()
         };
         let stats = visit_records(
-            reader,
+            BufReader::with_capacity(READ_BUFFER_BYTES, reader),
             |_, metric| {
                 if !self.seen.insert(id_hash(&metric.invocation_id)) {
                     self.report.duplicates += 1;

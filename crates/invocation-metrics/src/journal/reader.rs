@@ -51,7 +51,7 @@ pub fn read_records<R: Read>(
     on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     read_lines(
-        reader,
+        BufReader::with_capacity(READ_BUFFER_BYTES, reader),
         |number, bytes| {
             on_record(number, parse_line(bytes)?);
             Ok(())
@@ -61,9 +61,11 @@ pub fn read_records<R: Read>(
 }
 
 /// Like [`read_records`], lending each record instead of handing it over: one record's
-/// buffers are reused for every line, so reading allocates nothing per record.
-pub(crate) fn visit_records<R: Read>(
-    reader: R,
+/// buffers are reused for every line, so reading allocates nothing per record. It takes a
+/// `BufRead` so that a chunk already in memory (`&[u8]`) is read in place, not copied
+/// through a buffer.
+pub(crate) fn visit_records<B: BufRead>(
+    reader: B,
     mut on_record: impl FnMut(u64, &InvocationMetric),
     on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
@@ -81,13 +83,13 @@ pub(crate) fn visit_records<R: Read>(
 
 /// The line loop both readers share: `on_line` parses a non-blank line and hands the record
 /// on, or says why the line is not one.
-fn read_lines<R: Read>(
-    reader: R,
+fn read_lines<B: BufRead>(
+    reader: B,
     mut on_line: impl FnMut(u64, &[u8]) -> Result<(), LineError>,
     mut on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
-    let bytes = for_each_line(reader, |line| {
+    let bytes = for_each_buffered_line(reader, |line| {
         stats.lines = line.number;
         let handled = match line.bytes {
             Ok(bytes) if is_blank(bytes) => return,
@@ -129,8 +131,19 @@ pub struct RawLine<'a> {
 }
 
 /// Calls `visit` for every line of `reader` in bounded memory; returns the bytes read.
-pub fn for_each_line<R: Read>(reader: R, mut visit: impl FnMut(RawLine<'_>)) -> io::Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
+pub fn for_each_line<R: Read>(reader: R, visit: impl FnMut(RawLine<'_>)) -> io::Result<u64> {
+    for_each_buffered_line(BufReader::with_capacity(READ_BUFFER_BYTES, reader), visit)
+}
+
+/// How much of a file is read per system call.
+pub(crate) const READ_BUFFER_BYTES: usize = 1 << 16;
+
+/// [`for_each_line`] over a reader that buffers itself; lines are handed over in place
+/// unless they straddle two of its buffers.
+fn for_each_buffered_line<B: BufRead>(
+    mut reader: B,
+    mut visit: impl FnMut(RawLine<'_>),
+) -> io::Result<u64> {
     let mut partial: Vec<u8> = Vec::new();
     // Length of the current line so far once it has outgrown the limit (and been dropped).
     let mut overlong: Option<u64> = None;
