@@ -240,6 +240,46 @@ mod tests {
         assert!(bad[0].to_string().contains("torn write"));
     }
 
+    /// A valid record padded to `len` bytes with a field readers ignore.
+    fn padded(len: usize) -> String {
+        let head = &GOOD[..GOOD.len() - 1];
+        let pad = len - head.len() - r#","pad":""}"#.len();
+        format!(r#"{head},"pad":"{}"}}"#, "x".repeat(pad))
+    }
+
+    #[test]
+    fn the_line_limit_is_the_same_for_files_and_slices() {
+        let longest = padded(MAX_LINE_BYTES);
+        let too_long = padded(MAX_LINE_BYTES + 1);
+        assert_eq!(
+            (longest.len(), too_long.len()),
+            (MAX_LINE_BYTES, MAX_LINE_BYTES + 1)
+        );
+        let file = format!("{GOOD}\n{longest}\n{too_long}\n{GOOD}\n");
+        let too_long_at_3 = [(
+            3,
+            LineError::TooLong {
+                len: MAX_LINE_BYTES as u64 + 1,
+            },
+        )];
+
+        let (ok, bad, _) = read(file.as_bytes());
+        assert_eq!(ok, [1, 2, 4]);
+        let bad: Vec<_> = bad.into_iter().map(|p| (p.line, p.error)).collect();
+        assert_eq!(bad, too_long_at_3);
+
+        // A slice is its own buffer, so there long lines arrive whole; the parser refuses them.
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        visit_records(
+            file.as_bytes(),
+            |n, _| ok.push(n),
+            |p| bad.push((p.line, p.error)),
+        )
+        .unwrap();
+        assert_eq!(ok, [1, 2, 4]);
+        assert_eq!(bad, too_long_at_3);
+    }
+
     #[test]
     fn overlong_lines_are_skipped_in_bounded_memory() {
         let mut file = format!("{GOOD}\n").into_bytes();
