@@ -71,7 +71,8 @@ pub fn write_file_atomically_with<E: From<Error>>(
         return Ok(out.flush().map_err(|e| Error::io("write", path, e))?);
     }
     let temp = temp_path(path);
-    let file = File::create(&temp).map_err(|e| Error::io("write", &temp, e))?;
+    // Errors name `path`, the file the caller asked for; the temporary name is ours.
+    let file = File::create(&temp).map_err(|e| Error::io("write", path, e))?;
     let mut out = BufWriter::new(file);
     if let Err(e) = fill(&mut out) {
         drop(out);
@@ -82,8 +83,15 @@ pub fn write_file_atomically_with<E: From<Error>>(
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
     };
-    finish().map_err(|e| Error::io("write", &temp, e))?;
-    fs::rename(&temp, path).map_err(|e| Error::io("rename into place", path, e))?;
+    let placed = finish()
+        .map_err(|e| Error::io("write", path, e))
+        .and_then(|()| {
+            fs::rename(&temp, path).map_err(|e| Error::io("rename into place", path, e))
+        });
+    if placed.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    placed?;
     Ok(sync_parent_dir(path)?)
 }
 
