@@ -32,10 +32,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// The error and its causes on one line, like `{:#}`, leaving out a cause whose text the
+/// message already ends with: the library's I/O errors name the operating system's error
+/// themselves (for callers who print only the top error) and return it as their source too.
+fn describe(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

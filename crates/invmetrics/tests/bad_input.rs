@@ -16,6 +16,10 @@ fn assert_one_line_error(stderr: &str, needle: &str) {
     assert!(lines[0].starts_with("error: "), "{stderr}");
     assert!(lines[0].contains(needle), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    assert!(
+        stderr.matches("os error").count() <= 1,
+        "the operating system's error is said once: {stderr}"
+    );
 }
 
 #[test]
