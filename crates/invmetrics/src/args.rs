@@ -25,7 +25,7 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Write a report: self-contained HTML with charts, Markdown for a PR comment, or JSON.
     #[command(
-        after_help = "Examples:\n  invmetrics report demo-run -o report.html\n  invmetrics report demo-run --format md -o -"
+        after_help = "Examples:\n  invmetrics report demo-run -o report.html\n  invmetrics report demo-run -o report.md\n  invmetrics report demo-run --format json -o -"
     )]
     Report(ReportArgs),
     /// Validate every line; print each problem with file, line number and reason.
@@ -145,9 +145,23 @@ pub struct ReportArgs {
     /// Output file; `-` writes to stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
-    pub format: ReportFormat,
+    /// Output format [default: from FILE's extension (.html, .md, .json), else html].
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+}
+
+impl ReportArgs {
+    /// The format asked for, else the one the output file's extension names, else HTML.
+    pub fn format(&self) -> ReportFormat {
+        self.format.unwrap_or_else(|| {
+            let extension = self.output.extension().and_then(|e| e.to_str());
+            match extension.map(str::to_ascii_lowercase).as_deref() {
+                Some("md" | "markdown") => ReportFormat::Md,
+                Some("json") => ReportFormat::Json,
+                _ => ReportFormat::Html,
+            }
+        })
+    }
 }
 
 /// `check` arguments.

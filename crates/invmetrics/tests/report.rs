@@ -214,3 +214,33 @@ fn inputs_given_twice_report_their_records_once() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), once);
 }
+
+/// Without `--format`, the output file's extension picks it; `--format` wins over the
+/// extension, and stdout gets HTML.
+#[test]
+fn the_output_extension_picks_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    for (name, extra, starts) in [
+        ("r.json", None, "{"),
+        ("r.JSON", None, "{"),
+        ("r.md", None, "# Invocation metrics report"),
+        ("r.markdown", None, "# Invocation metrics report"),
+        ("r.html", None, "<!DOCTYPE html>"),
+        ("r.txt", None, "<!DOCTYPE html>"),
+        ("r2.json", Some("md"), "# Invocation metrics report"),
+    ] {
+        let path = out(name);
+        let mut args = vec!["report", "small.jsonl", "-o", &path];
+        if let Some(format) = extra {
+            args.extend(["--format", format]);
+        }
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.starts_with(starts), "{name}: {}", &written[..40]);
+    }
+    let (code, stdout, _) = run(&["report", "small.jsonl", "-o", "-"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("<!DOCTYPE html>"));
+}

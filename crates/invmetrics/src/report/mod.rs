@@ -25,7 +25,7 @@ use data::{FirstPass, ReportData};
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.aggregate.options();
     let to_stdout = args.output.as_os_str() == "-";
-    match args.format {
+    match args.format() {
         ReportFormat::Json => {
             // Streamed: the records go from the input to the output one by one.
             if to_stdout {
