@@ -221,18 +221,27 @@ pub struct DemoArgs {
     /// Where to record the run.
     #[arg(value_name = "DIR", default_value = "demo-run")]
     pub dir: PathBuf,
-    /// How many invocations to simulate.
-    #[arg(long, default_value_t = 2000)]
+    /// How many invocations to simulate (at least 1).
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one::<u64>)]
     pub records: u64,
     /// Seed of the simulation; the same seed gives the same run.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Agent threads recording in parallel.
-    #[arg(long, default_value_t = 12)]
+    /// Agent threads recording in parallel (at least 1).
+    #[arg(long, default_value_t = 12, value_parser = at_least_one::<usize>)]
     pub threads: usize,
     /// Skip the summary and the HTML report (to generate big files quickly).
     #[arg(long)]
     pub no_report: bool,
+}
+
+/// Parses a whole number of at least 1.
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Parses `500ms`, `1s`, `30s`, `5m`, `1h`, `1d`.

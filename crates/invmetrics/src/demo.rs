@@ -55,7 +55,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
     prepare_dir(&args.dir)?;
     let collector = Arc::new(InvocationMetricsCollector::open(&args.dir)?);
     let checkpoints = CheckpointStore::new(args.dir.join("checkpoint"))?;
-    let threads = args.threads.max(1);
+    let threads = args.threads;
 
     let mut clock = RUN_START_MS;
     let mut remaining = args.records;

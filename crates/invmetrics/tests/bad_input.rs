@@ -176,3 +176,15 @@ fn an_absurd_duration_widens_the_buckets_instead_of_exhausting_memory() {
     let buckets = aggregate["parallelismOverTime"].as_array().unwrap().len();
     assert!((1..=100_000).contains(&buckets), "{buckets} buckets");
 }
+
+#[test]
+fn a_demo_of_nothing_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("run");
+    for flag in ["--records", "--threads"] {
+        let (code, _, stderr) = run(&["demo", target.to_str().unwrap(), flag, "0"]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(stderr.contains("must be at least 1"), "{flag}: {stderr}");
+        assert!(!target.exists(), "{flag}: nothing was created");
+    }
+}
