@@ -383,7 +383,7 @@ impl MetricsAccumulator {
         self.output_tokens = self
             .output_tokens
             .saturating_add(m.output_tokens.unwrap_or(0));
-        group(&mut self.by_agent, &m.agent).add(m, cost_pico);
+        add_to_group(&mut self.by_agent, &m.agent, m, cost_pico);
         self.by_phase.entry(m.phase).or_default().add(m, cost_pico);
         for (map, key) in [
             (&mut self.by_model, &m.model),
@@ -391,7 +391,7 @@ impl MetricsAccumulator {
             (&mut self.by_error_class, &m.error_class),
         ] {
             if let Some(key) = key {
-                group(map, key).add(m, cost_pico);
+                add_to_group(map, key, m, cost_pico);
             }
         }
 
@@ -645,15 +645,18 @@ fn count_in(keys: impl Iterator<Item = u64>, set: impl Iterator<Item = u64>) -> 
     count
 }
 
-fn group<'m>(
-    map: &'m mut BTreeMap<String, GroupAccumulator>,
+fn add_to_group(
+    map: &mut BTreeMap<String, GroupAccumulator>,
     key: &str,
-) -> &'m mut GroupAccumulator {
-    // Look up by &str first so the common case allocates nothing.
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), GroupAccumulator::default());
+    m: &InvocationMetric,
+    cost_pico: i128,
+) {
+    // One lookup by &str in the common case, which allocates nothing; the key is copied
+    // only for a new group.
+    match map.get_mut(key) {
+        Some(group) => group.add(m, cost_pico),
+        None => map.entry(key.to_owned()).or_default().add(m, cost_pico),
     }
-    map.get_mut(key).expect("inserted above")
 }
 
 fn merge_groups<K: Ord + Clone>(
