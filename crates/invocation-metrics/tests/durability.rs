@@ -44,3 +44,42 @@ fn every_policy_writes_every_record_once_flushed() {
         Arc::try_unwrap(collector).unwrap().close().unwrap();
     }
 }
+
+/// Many flushers racing the writer: each sleeps until the writer wakes it by name, so a
+/// wake-up lost anywhere would leave a thread asleep for good. A watchdog turns such a hang
+/// into a failure instead of a stuck test run.
+#[test]
+fn no_flusher_sleeps_through_its_acknowledgement() {
+    use std::sync::mpsc;
+
+    for durability in [Durability::Buffered, Durability::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = Arc::new(
+            InvocationMetricsCollector::builder(dir.path())
+                .durability(durability)
+                .open()
+                .unwrap(),
+        );
+        let (threads, per_thread) = (16u64, 300u64);
+        let (done, finished) = mpsc::channel();
+        for t in 0..threads {
+            let (collector, done) = (Arc::clone(&collector), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    collector
+                        .record(common::metric(format!("{t}-{i}"), i))
+                        .unwrap();
+                    collector.flush().unwrap();
+                }
+                done.send(t).unwrap();
+            });
+        }
+        for _ in 0..threads {
+            finished
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{durability:?}: a flusher never woke up"));
+        }
+        let lines = common::lines(collector.path());
+        assert_eq!(lines.len() as u64, threads * per_thread, "{durability:?}");
+    }
+}
