@@ -26,6 +26,27 @@ pub fn usd(cost: f64) -> String {
     }
 }
 
+/// A cost on a chart's axis: no more digits than the tick needs (`$0`, `$20`, `$0.5`,
+/// `$0.002`).
+pub fn usd_tick(cost: f64) -> String {
+    let digits = format!("{cost:.4}");
+    let digits = digits.trim_end_matches('0').trim_end_matches('.');
+    format!("${digits}")
+}
+
+/// A count on a chart's axis, short: `950`, `20k`, `1.5M`, `3B`.
+pub fn count_tick(n: f64) -> String {
+    let (scaled, unit) = match n.abs() {
+        v if v >= 1e9 => (n / 1e9, "B"),
+        v if v >= 1e6 => (n / 1e6, "M"),
+        v if v >= 1e3 => (n / 1e3, "k"),
+        _ => (n, ""),
+    };
+    let digits = format!("{scaled:.1}");
+    let digits = digits.trim_end_matches('0').trim_end_matches('.');
+    format!("{digits}{unit}")
+}
+
 /// A ratio as a percentage.
 pub fn percent(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)
@@ -83,6 +104,14 @@ mod tests {
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
         assert_eq!(usd(0.5), "$0.5000");
+        assert_eq!(
+            [0.0, 20.0, 150.0, 0.5, 0.002, 0.123456].map(usd_tick),
+            ["$0", "$20", "$150", "$0.5", "$0.002", "$0.1235"]
+        );
+        assert_eq!(
+            [0.0, 950.0, 20_000.0, 1_500_000.0, 10_000_000.0, 3e9].map(count_tick),
+            ["0", "950", "20k", "1.5M", "10M", "3B"]
+        );
         assert_eq!(percent(0.25), "25.0%");
     }
 

@@ -203,7 +203,8 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_desc("duration (ms, log scale)")
+            .x_desc("duration (log scale)")
+            .x_label_formatter(&|v| crate::format::duration_ms(f64::from(*v)))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),

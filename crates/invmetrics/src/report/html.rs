@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
 use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest};
-use crate::format::{count, usd};
+use crate::format::{count, count_tick, usd_tick};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 const STYLE: &str = r#"
@@ -48,8 +48,8 @@ pub fn render(data: &ReportData) -> Result<String> {
             .collect();
         largest_with_rest(items, CHART_GROUPS)
     };
-    let tokens = |v: f64| count(v as u64);
-    let money = |v: f64| usd(v);
+    let tokens = count_tick;
+    let money = usd_tick;
     let parallelism = charts::parallelism(agg)?;
     let cost_by_agent = charts::bars(&by_agent(|g| g.cost), money)?;
     let tokens_by_agent = charts::bars(&by_agent(|g| g.tokens as f64), tokens)?;
