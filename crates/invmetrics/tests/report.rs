@@ -244,3 +244,53 @@ fn the_output_extension_picks_the_format() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("<!DOCTYPE html>"));
 }
+
+/// The JSON report's records are serialized on every core, chunk by chunk, unless ids
+/// repeat (then one by one, leaving the repeats out). On a run of several chunks both ways
+/// must give the same bytes, in the same order as the file.
+#[test]
+fn the_json_report_is_the_same_written_in_parallel_or_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let (code, _, stderr) = run(&[
+        "demo",
+        run_dir.to_str().unwrap(),
+        "--records",
+        "16000",
+        "--no-report",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = run_dir.join("invocations.jsonl");
+    assert!(
+        fs::metadata(&file).unwrap().len() > 4 << 20,
+        "more than one 4 MiB chunk"
+    );
+    let path = file.to_str().unwrap();
+
+    let (code, parallel, stderr) = run(&["report", path, "--format", "json", "-o", "-"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, in_order, stderr) = run(&["report", path, path, "--format", "json", "-o", "-"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("appeared earlier"), "{stderr}");
+    assert!(parallel == in_order, "the two ways differ");
+
+    let report: serde_json::Value = serde_json::from_str(&parallel).unwrap();
+    let ids: Vec<&str> = report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["invocationId"].as_str().unwrap())
+        .collect();
+    let file_ids: Vec<String> = fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["invocationId"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 16000);
+    assert!(
+        ids.iter()
+            .zip(&file_ids)
+            .all(|(a, b)| b.trim_matches('"') == *a),
+        "records in file order"
+    );
+}

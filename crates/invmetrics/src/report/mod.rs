@@ -3,22 +3,20 @@
 mod charts;
 mod data;
 mod html;
+mod json;
 mod markdown;
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    AggregateOptions, GroupSummary, MetricsAccumulator, MetricsAggregate, RecordFilter,
-    write_file_atomically, write_file_atomically_with,
+    AggregateOptions, GroupSummary, RecordFilter, write_file_atomically, write_file_atomically_with,
 };
-use serde::Serialize;
 
 use crate::args::{InputArgs, ReportArgs, ReportFormat};
-use crate::input::{self, ReadAgain};
+use crate::input;
 use data::{FirstPass, ReportData};
 
 /// `invmetrics report`.
@@ -29,9 +27,9 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
         ReportFormat::Json => {
             // Streamed: the records go from the input to the output one by one.
             if to_stdout {
-                json(args, &options, out)?;
+                json::write(args, &options, out)?;
             } else {
-                write_file_atomically_with(&args.output, |file| json(args, &options, file))?;
+                write_file_atomically_with(&args.output, |file| json::write(args, &options, file))?;
             }
         }
         format => {
@@ -80,73 +78,6 @@ fn gather(
     first
         .finish(options)
         .context("cannot compute the aggregate")
-}
-
-/// The JSON report, `{"metrics": [every record], "aggregate": {…}}`, written as it is read:
-/// a first pass computes the aggregate, a second copies the records to `out`.
-fn json(args: &ReportArgs, options: &AggregateOptions, out: &mut dyn Write) -> Result<()> {
-    let (accumulator, scan, inputs) = input::fold_remembering(
-        &args.input,
-        args.aggregate.filter(),
-        false,
-        MetricsAccumulator::spilling,
-        MetricsAccumulator::new,
-    )?;
-    input::require_records(&scan)?;
-    let aggregate = accumulator
-        .try_finish(options)
-        .context("cannot compute the aggregate")?;
-    input::warn_if_buckets_widened(options, &aggregate);
-
-    #[derive(Serialize)]
-    struct JsonReport<'a> {
-        metrics: StreamedRecords,
-        aggregate: &'a MetricsAggregate,
-    }
-    let report = JsonReport {
-        metrics: StreamedRecords {
-            inputs: RefCell::new(Some(inputs)),
-            filter: args.aggregate.filter(),
-        },
-        aggregate: &aggregate,
-    };
-    let mut out = std::io::BufWriter::new(out);
-    serde_json::to_writer_pretty(&mut out, &report)?;
-    writeln!(out)?;
-    out.flush()?;
-    Ok(())
-}
-
-/// The records of a second pass over the inputs, serialized as a JSON array while they are
-/// read (serde asks for them once, when it reaches the field).
-struct StreamedRecords {
-    inputs: RefCell<Option<ReadAgain>>,
-    filter: RecordFilter,
-}
-
-impl Serialize for StreamedRecords {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeSeq};
-        let inputs = self
-            .inputs
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| S::Error::custom("the records were already written"))?;
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut failed = None;
-        let read = inputs.scan(self.filter.clone(), |m| {
-            if failed.is_none()
-                && let Err(e) = seq.serialize_element(m)
-            {
-                failed = Some(e);
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read.map_err(|e| S::Error::custom(format!("{e:#}")))?;
-        seq.end()
-    }
 }
 
 /// Writes the HTML report of the metrics file `metrics` to `path`, with the default
