@@ -35,9 +35,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Make a damaged metrics file clean without losing a valid record.
     ///
-    /// The torn tail and malformed lines move to invocations.rejected.jsonl, the original is
-    /// kept as invocations.jsonl.bak-MS (MS: Unix milliseconds), and the clean file replaces it atomically. Refuses
-    /// while a collector holds the directory.
+    /// The torn tail and malformed lines move to invocations.rejected.jsonl (NAME.rejected.jsonl
+    /// for a file NAME.jsonl), the original is kept as invocations.jsonl.bak-MS (MS: Unix
+    /// milliseconds), and the clean file replaces it atomically. Refuses while a collector
+    /// holds the directory.
     #[command(after_help = "Example:\n  invmetrics repair demo-run")]
     Repair(RepairArgs),
     /// Record JSON lines from stdin (any dialect) through the collector, acknowledging

@@ -61,6 +61,25 @@ fn repair_keeps_valid_records_moves_the_rest_and_backs_up() {
     );
 }
 
+/// Two damaged files of other names in one directory: each keeps its own rejected lines.
+#[test]
+fn a_file_named_otherwise_gets_its_own_rejected_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = fs::read(common::fixtures().join("damaged.jsonl")).unwrap();
+    for name in ["monday.jsonl", "tuesday.log"] {
+        fs::write(dir.path().join(name), &original).unwrap();
+        let path = dir.path().join(name);
+        let (code, stdout, stderr) = run(&["repair", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains(".rejected.jsonl"), "{stdout}");
+    }
+    for stem in ["monday", "tuesday"] {
+        let rejected = dir.path().join(format!("{stem}.rejected.jsonl"));
+        assert_eq!(fs::read_to_string(rejected).unwrap().lines().count(), 3);
+    }
+    assert!(!dir.path().join("invocations.rejected.jsonl").exists());
+}
+
 #[test]
 fn repair_refuses_while_a_collector_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();

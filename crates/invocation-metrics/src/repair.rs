@@ -11,8 +11,20 @@ use crate::journal::{for_each_line, is_blank};
 use crate::parse::parse_line;
 use crate::record::Timestamp;
 
-/// The file rejected lines are moved to, beside the metrics file.
+/// The file rejected lines are moved to, beside `invocations.jsonl`. (A file of another
+/// name, `NAME.EXT`, gets `NAME.rejected.jsonl`.)
 pub const REJECTED_FILE_NAME: &str = "invocations.rejected.jsonl";
+
+/// Where the rejected lines of the metrics file at `path` go.
+fn rejected_path(dir: &Path, path: &Path) -> PathBuf {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(METRICS_FILE_NAME) | None => dir.join(REJECTED_FILE_NAME),
+        Some(_) => {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            dir.join(format!("{stem}.rejected.jsonl"))
+        }
+    }
+}
 
 /// What [`repair_metrics_file`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,8 +56,9 @@ impl RepairReport {
 /// Rewrites a damaged metrics file so that it holds exactly its valid records, in order.
 ///
 /// `path` is the file or its metrics directory. Invalid lines (the torn tail included) are
-/// appended to `invocations.rejected.jsonl` beside it; the original is kept as
-/// `invocations.jsonl.bak-<unix ms>`; the clean file replaces it atomically. Refuses with
+/// appended to `invocations.rejected.jsonl` beside it (`NAME.rejected.jsonl` for a file
+/// named otherwise); the original is kept as `invocations.jsonl.bak-<unix ms>`; the clean
+/// file replaces it atomically. Refuses with
 /// [`Error::Locked`] while a collector holds the directory. A clean file is left untouched.
 pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     let path = if path.is_dir() {
@@ -63,8 +76,9 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
 
     let source = File::open(&path).map_err(|e| Error::io("read", &path, e))?;
     let temp = temp_path(&path);
-    let mut clean = BufWriter::new(File::create(&temp).map_err(|e| Error::io("create", &temp, e))?);
-    let rejected_path = dir.join(REJECTED_FILE_NAME);
+    // Errors name `path`: the temporary file is ours, not the caller's.
+    let mut clean = BufWriter::new(File::create(&temp).map_err(|e| Error::io("write", &path, e))?);
+    let rejected_path = rejected_path(&dir, &path);
     let mut rejected: Option<BufWriter<File>> = None;
     let mut report = RepairReport {
         path: path.clone(),
@@ -117,11 +131,14 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     let finish = |clean: BufWriter<File>| -> std::io::Result<()> {
         clean.into_inner().map_err(|e| e.into_error())?.sync_all()
     };
-    if let Some(e) = write_error {
+    let written = match write_error {
+        Some(e) => Err(e),
+        None => finish(clean),
+    };
+    if let Err(e) = written {
         let _ = fs::remove_file(&temp);
-        return Err(Error::io("write", &temp, e));
+        return Err(Error::io("write", &path, e));
     }
-    finish(clean).map_err(|e| Error::io("write", &temp, e))?;
     if let Some(file) = rejected {
         finish(file).map_err(|e| Error::io("append to", &rejected_path, e))?;
         report.rejected_file = Some(rejected_path);
