@@ -100,9 +100,11 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
     })
 }
 
-/// Horizontal bars, one per named value.
+/// Horizontal bars, one per named value, the first at the top.
 pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<String> {
     let n = items.len().max(1);
+    // Plotters counts rows from the bottom.
+    let row = |i: usize| n - 1 - i;
     let max = items
         .iter()
         .map(|i| i.1)
@@ -126,7 +128,7 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
             .x_label_formatter(&|v| value_label(*v))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(r) => names.get(row(*r)).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style((FONT, 12))
@@ -139,8 +141,8 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
                 items.iter().enumerate().map(|(i, (_, v))| {
                     let mut bar = Rectangle::new(
                         [
-                            (0.0, SegmentValue::Exact(i)),
-                            (*v, SegmentValue::Exact(i + 1)),
+                            (0.0, SegmentValue::Exact(row(i))),
+                            (*v, SegmentValue::Exact(row(i) + 1)),
                         ],
                         ACCENT.mix(0.8).filled(),
                     );
@@ -207,7 +209,7 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
             .x_label_formatter(&|v| crate::format::duration_ms(f64::from(*v)))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(r) => names.get(n - 1 - *r).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style((FONT, 12))
@@ -215,7 +217,8 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
             .map_err(draw_err)?;
         chart
             .draw_series(boxes.iter().enumerate().map(|(i, quartiles)| {
-                Boxplot::new_horizontal(SegmentValue::CenterOf(i), quartiles)
+                // The first agent at the top: plotters counts rows from the bottom.
+                Boxplot::new_horizontal(SegmentValue::CenterOf(n - 1 - i), quartiles)
                     .width(16)
                     .whisker_width(0.6)
                     .style(ACCENT)

@@ -36,8 +36,11 @@ td.chain, th.chain { text-align: left; white-space: normal; }
 /// Renders the whole page.
 pub fn render(data: &ReportData) -> Result<String> {
     let agg = &data.aggregate;
+    // Agents largest first (which cost the most is the question); phases in their order.
     let by_agent = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
-        let items = agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect();
+        let mut items: Vec<(String, f64)> =
+            agg.agents.iter().map(|(k, g)| (k.clone(), f(g))).collect();
+        items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         largest_with_rest(items, CHART_GROUPS)
     };
     let by_phase = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
