@@ -103,8 +103,8 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
 /// Horizontal bars, one per named value, the first at the top.
 pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<String> {
     let n = items.len().max(1);
-    // Plotters counts rows from the bottom.
-    let row = |i: usize| n - 1 - i;
+    // Plotters counts rows from the bottom (and may ask for a label past the last row).
+    let row = |i: usize| n.checked_sub(i + 1);
     let max = items
         .iter()
         .map(|i| i.1)
@@ -128,7 +128,9 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
             .x_label_formatter(&|v| value_label(*v))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(r) => names.get(row(*r)).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(r) => row(*r)
+                    .and_then(|i| names.get(i).cloned())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style((FONT, 12))
@@ -139,10 +141,11 @@ pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<S
                 // Rectangles, not plotters' Histogram: that one keeps its bars in a hash map,
                 // so the SVG came out in a different order on every run.
                 items.iter().enumerate().map(|(i, (_, v))| {
+                    let r = row(i).unwrap_or_default();
                     let mut bar = Rectangle::new(
                         [
-                            (0.0, SegmentValue::Exact(row(i))),
-                            (*v, SegmentValue::Exact(row(i) + 1)),
+                            (0.0, SegmentValue::Exact(r)),
+                            (*v, SegmentValue::Exact(r + 1)),
                         ],
                         ACCENT.mix(0.8).filled(),
                     );
@@ -209,7 +212,10 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
             .x_label_formatter(&|v| crate::format::duration_ms(f64::from(*v)))
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(r) => names.get(n - 1 - *r).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(r) => n
+                    .checked_sub(r + 1)
+                    .and_then(|i| names.get(i).cloned())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style((FONT, 12))
@@ -218,7 +224,7 @@ pub fn durations(agg: &MetricsAggregate) -> Result<String> {
         chart
             .draw_series(boxes.iter().enumerate().map(|(i, quartiles)| {
                 // The first agent at the top: plotters counts rows from the bottom.
-                Boxplot::new_horizontal(SegmentValue::CenterOf(n - 1 - i), quartiles)
+                Boxplot::new_horizontal(SegmentValue::CenterOf(n.saturating_sub(i + 1)), quartiles)
                     .width(16)
                     .whisker_width(0.6)
                     .style(ACCENT)
