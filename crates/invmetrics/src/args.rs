@@ -121,6 +121,9 @@ pub struct SummaryArgs {
     /// Print the aggregate as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// In each table, only the N groups with the most invocations (all by default).
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
+    pub top: Option<usize>,
 }
 
 /// Report formats.

@@ -119,7 +119,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let scan = MetricsScan::new(RecordFilter::default()).finish();
-    write_tables(out, &aggregate, &scan)?;
+    write_tables(out, &aggregate, &scan, None)?;
     let report_path = args.dir.join("report.html");
     // From the file just written, as `invmetrics report` would: bounded memory at any size.
     report::write_html_of(&path, &report_path)?;

@@ -13,6 +13,7 @@ use invocation_metrics::{
 use crate::args::{CheckArgs, RepairArgs, SummaryArgs};
 use crate::format::{count, duration_ms, percent, shorten_for_terminal, terminal_safe, usd};
 use crate::input;
+use crate::report::largest_groups;
 
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -28,18 +29,44 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut *out, &aggregate)?;
         writeln!(out)?;
     } else {
-        write_tables(out, &aggregate, &report)?;
+        write_tables(out, &aggregate, &report, args.top)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every table of the summary, in reading order.
-pub fn write_tables(out: &mut impl Write, agg: &MetricsAggregate, scan: &ScanReport) -> Result<()> {
+/// Groups in a table past which a note says how to shorten it.
+const LONG_TABLE: usize = 100;
+
+/// Every table of the summary, in reading order; with `top`, each breakdown lists only that
+/// many groups, those with the most invocations.
+pub fn write_tables(
+    out: &mut impl Write,
+    agg: &MetricsAggregate,
+    scan: &ScanReport,
+    top: Option<usize>,
+) -> Result<()> {
     writeln!(out, "{}", totals_table(agg, scan))?;
     for breakdown in agg.breakdowns() {
-        if !breakdown.groups.is_empty() {
-            let table = group_table(breakdown.dimension, &breakdown.groups);
-            writeln!(out, "\nBy {}\n{table}", breakdown.dimension)?;
+        let dimension = breakdown.dimension;
+        let all = breakdown.groups.len();
+        let (groups, left_out) = largest_groups(breakdown.groups, top.unwrap_or(usize::MAX));
+        if groups.is_empty() {
+            continue;
+        }
+        writeln!(out, "\nBy {dimension}\n{}", group_table(dimension, &groups))?;
+        if left_out > 0 {
+            writeln!(
+                out,
+                "…and {} more with fewer invocations (without --top: all {})",
+                count(left_out as u64),
+                count(all as u64)
+            )?;
+        } else if all > LONG_TABLE {
+            writeln!(
+                out,
+                "({} {dimension} groups: --top N lists only the busiest)",
+                count(all as u64)
+            )?;
         }
     }
     Ok(())

@@ -149,3 +149,46 @@ fn filters_that_match_nothing_give_zeros_and_say_so() {
     let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(aggregate["totalInvocations"], 0);
 }
+
+/// `--top N` keeps each table to its N busiest groups and says how many it left out; a long
+/// table without it ends with a hint.
+#[test]
+fn top_keeps_the_busiest_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.jsonl");
+    // 150 agents; agent-0 is the busiest (3 invocations), the rest have one each.
+    let line = |id: &str, agent: &str| {
+        format!(
+            r#"{{"invocationId":"{id}","agent":"{agent}","phase":1,"durationMs":10,"tokens":1,"cost":0,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-24T09:00:00Z"}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..150)
+        .map(|i| line(&format!("i{i}"), &format!("agent-{i}")))
+        .collect();
+    lines.push(line("extra-1", "agent-0"));
+    lines.push(line("extra-2", "agent-0"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let path = path.to_str().unwrap();
+
+    let (code, stdout, stderr) = run(&["summary", path, "--top", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let agent_rows: Vec<&str> = stdout.lines().filter(|l| l.contains("agent-")).collect();
+    assert_eq!(agent_rows.len(), 1, "{stdout}");
+    assert!(agent_rows[0].contains("agent-0 "), "{stdout}");
+    assert!(
+        stdout.contains("…and 149 more with fewer invocations (without --top: all 150)"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(&["summary", path]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.lines().filter(|l| l.contains("agent-")).count(), 150);
+    assert!(
+        stdout.contains("(150 agent groups: --top N lists only the busiest)"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = run(&["summary", path, "--top", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("must be at least 1"), "{stderr}");
+}
