@@ -2,20 +2,9 @@
 //! stands in for a full disk) leaves the old file as it was, no temporary file behind, and
 //! an error naming the file the caller asked for.
 
-use invocation_metrics::{Error, write_file_atomically};
+mod common;
 
-fn set_file_size_limit(bytes: u64) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain system calls on this process's own limits and signal disposition.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
+use invocation_metrics::{Error, write_file_atomically};
 
 #[test]
 fn a_write_that_runs_out_of_space_changes_nothing() {
@@ -23,9 +12,9 @@ fn a_write_that_runs_out_of_space_changes_nothing() {
     let path = dir.path().join("report.html");
     std::fs::write(&path, b"the old report").unwrap();
 
-    set_file_size_limit(1000);
+    common::set_file_size_limit(1000);
     let result = write_file_atomically(&path, &[b'x'; 5000]);
-    set_file_size_limit(libc::RLIM_INFINITY);
+    common::set_file_size_limit(libc::RLIM_INFINITY);
 
     let err = result.unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");

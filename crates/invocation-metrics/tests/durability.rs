@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use invocation_metrics::{Durability, InvocationMetricsCollector};
+use invocation_metrics::Durability;
 
 #[test]
 fn every_policy_writes_every_record_once_flushed() {
@@ -14,13 +14,7 @@ fn every_policy_writes_every_record_once_flushed() {
         Durability::Periodic(Duration::from_millis(5)),
         Durability::Always,
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let collector = Arc::new(
-            InvocationMetricsCollector::builder(dir.path())
-                .durability(durability)
-                .open()
-                .unwrap(),
-        );
+        let (_dir, collector) = common::shared_collector(durability);
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let collector = Arc::clone(&collector);
@@ -53,13 +47,7 @@ fn no_flusher_sleeps_through_its_acknowledgement() {
     use std::sync::mpsc;
 
     for durability in [Durability::Buffered, Durability::Always] {
-        let dir = tempfile::tempdir().unwrap();
-        let collector = Arc::new(
-            InvocationMetricsCollector::builder(dir.path())
-                .durability(durability)
-                .open()
-                .unwrap(),
-        );
+        let (_dir, collector) = common::shared_collector(durability);
         let (threads, per_thread) = (16u64, 300u64);
         let (done, finished) = mpsc::channel();
         for t in 0..threads {

@@ -9,19 +9,6 @@ use std::time::{Duration, Instant};
 
 use invocation_metrics::{Error, FleetEvent, InvocationMetricsCollector, parse_line};
 
-fn set_file_size_limit(bytes: u64) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain system calls on this process's own limits and signal disposition.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
-
 #[test]
 fn records_survive_a_full_disk_and_land_in_order_once_space_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,7 +23,7 @@ fn records_survive_a_full_disk_and_land_in_order_once_space_returns() {
     let healthy_len = std::fs::metadata(collector.path()).unwrap().len();
 
     // The "disk" has room for a few hundred more bytes: less than one batch.
-    set_file_size_limit(healthy_len + 300);
+    common::set_file_size_limit(healthy_len + 300);
     for i in 0..50 {
         collector
             .record(common::metric(format!("during-{i}"), i))
@@ -59,7 +46,7 @@ fn records_survive_a_full_disk_and_land_in_order_once_space_returns() {
     }
     assert_eq!(collector.get_count(), 70);
 
-    set_file_size_limit(libc::RLIM_INFINITY);
+    common::set_file_size_limit(libc::RLIM_INFINITY);
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Err(e) = collector.flush() {
         assert!(Instant::now() < deadline, "writer never recovered: {e}");

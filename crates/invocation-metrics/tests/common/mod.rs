@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use invocation_metrics::{InvocationMetric, Timestamp};
+use std::sync::Arc;
+
+use invocation_metrics::{Durability, InvocationMetric, InvocationMetricsCollector, Timestamp};
 
 /// A valid metric whose fields vary with `i`.
 pub fn metric(id: impl Into<String>, i: u64) -> InvocationMetric {
@@ -19,6 +21,34 @@ pub fn metric(id: impl Into<String>, i: u64) -> InvocationMetric {
     m.exit_code = if m.success { 0 } else { 1 };
     m.model = Some("model-a".into());
     m
+}
+
+/// A collector with `durability` in a new temporary directory, ready to share between
+/// threads. Keep the directory alive as long as the collector.
+pub fn shared_collector(
+    durability: Durability,
+) -> (tempfile::TempDir, Arc<InvocationMetricsCollector>) {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::builder(dir.path())
+        .durability(durability)
+        .open()
+        .unwrap();
+    (dir, Arc::new(collector))
+}
+
+/// Sets this process's file-size limit (RLIMIT_FSIZE): writes past `bytes` then fail with
+/// EFBIG, as on a full disk (SIGXFSZ, which would kill the process, is ignored).
+pub fn set_file_size_limit(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain system calls on this process's own limits and signal disposition.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
 }
 
 /// The lines of a file, without newlines.
