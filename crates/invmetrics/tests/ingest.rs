@@ -12,14 +12,9 @@ fn ingest_records_every_valid_line_and_acknowledges() {
     input.push_str("{\"not\": \"a record\"}\n\n");
     input.push_str(&std::fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap());
 
-    let output = common::invmetrics()
-        .args(["ingest", dir.path().to_str().unwrap()])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let (code, stdout, stderr) =
+        common::run_with_stdin(&["ingest", dir.path().to_str().unwrap()], input);
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("rejected line 4: invocationId is missing")
             || stderr.contains("rejected line 4:"),

@@ -133,23 +133,17 @@ fn the_same_input_gives_the_same_bytes() {
 fn a_report_from_stdin_equals_the_report_from_the_file() {
     // Reports read their input twice (the retry chains' attempts, or the JSON report's
     // records, in the second pass); stdin is read once and kept in a temporary copy for that.
-    let file = common::fixtures().join("small.jsonl");
     for format in ["md", "json"] {
         let (code, from_file, stderr) =
             run(&["report", "small.jsonl", "--format", format, "-o", "-"]);
         assert_eq!(code, 0, "{stderr}");
         assert!(from_file.contains("t1"), "{from_file}");
-        let output = common::invmetrics()
-            .args(["report", "-", "--format", format, "-o", "-"])
-            .write_stdin(fs::read(&file).unwrap())
-            .output()
-            .unwrap();
-        assert!(output.status.success());
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            from_file,
-            "{format}"
+        let (code, from_stdin, _) = common::run_with_stdin(
+            &["report", "-", "--format", format, "-o", "-"],
+            common::fixture("small.jsonl"),
         );
+        assert_eq!(code, 0);
+        assert_eq!(from_stdin, from_file, "{format}");
     }
 }
 
@@ -167,8 +161,8 @@ fn stdin_after_a_file_is_read_again_in_full() {
         "-",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let output = common::invmetrics()
-        .args([
+    let (code, with_stdin, _) = common::run_with_stdin(
+        &[
             "report",
             "dialects.jsonl",
             "-",
@@ -176,12 +170,11 @@ fn stdin_after_a_file_is_read_again_in_full() {
             "json",
             "-o",
             "-",
-        ])
-        .write_stdin(fs::read(common::fixtures().join("small.jsonl")).unwrap())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout), from_files);
+        ],
+        common::fixture("small.jsonl"),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(with_stdin, from_files);
 }
 
 #[test]
@@ -206,13 +199,12 @@ fn inputs_given_twice_report_their_records_once() {
     );
     assert_eq!(twice, once);
     // `-` twice: stdin is read once, and is empty the second time.
-    let output = common::invmetrics()
-        .args(["report", "-", "-", "--format", "md", "-o", "-"])
-        .write_stdin(fs::read(common::fixtures().join("small.jsonl")).unwrap())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout), once);
+    let (code, stdin_twice, _) = common::run_with_stdin(
+        &["report", "-", "-", "--format", "md", "-o", "-"],
+        common::fixture("small.jsonl"),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(stdin_twice, once);
 }
 
 /// Without `--format`, the output file's extension picks it; `--format` wins over the

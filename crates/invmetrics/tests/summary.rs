@@ -92,14 +92,12 @@ fn shards_are_read_together_and_deduplicated() {
 
 #[test]
 fn stdin_and_dialects() {
-    let input = std::fs::read(common::fixtures().join("dialects.jsonl")).unwrap();
-    let output = common::invmetrics()
-        .args(["summary", "-", "--json"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let agg: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (code, stdout, _) = common::run_with_stdin(
+        &["summary", "-", "--json"],
+        common::fixture("dialects.jsonl"),
+    );
+    assert_eq!(code, 0);
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(agg["totalInvocations"], 3);
     assert_eq!(agg["totalRetries"], 1);
     assert_eq!(agg["successRate"], 1.0 / 3.0);

@@ -19,7 +19,20 @@ pub fn invmetrics() -> Command {
 
 /// Runs `invmetrics` with `args` and returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let output = invmetrics().args(args).output().unwrap();
+    outcome(invmetrics().args(args).output().unwrap())
+}
+
+/// [`run`] with `stdin` as the standard input.
+pub fn run_with_stdin(args: &[&str], stdin: impl Into<Vec<u8>>) -> (i32, String, String) {
+    outcome(invmetrics().args(args).write_stdin(stdin).output().unwrap())
+}
+
+/// The fixture file `name`'s bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
+}
+
+fn outcome(output: std::process::Output) -> (i32, String, String) {
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
