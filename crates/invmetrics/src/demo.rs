@@ -90,16 +90,13 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("a demo worker panicked"))??;
             phase_end = phase_end.max(end);
         }
-        // Between phases the orchestrator checkpoints, as a real one would.
-        collector.flush()?;
-        let mut state = CheckpointState {
-            metrics_count: Some(collector.get_count() as u64),
-            ..CheckpointState::default()
-        };
+        // Between phases the orchestrator checkpoints, as a real one would: the metrics
+        // file is synced before the checkpoint that counts its records is saved.
+        let mut state = CheckpointState::default();
         state.other.insert("demo".into(), true.into());
         state.other.insert("seed".into(), args.seed.into());
         state.other.insert("completedPhase".into(), (*name).into());
-        checkpoints.save(&state)?;
+        collector.checkpoint(&checkpoints, state)?;
         clock = phase_end + 5_000;
     }
 

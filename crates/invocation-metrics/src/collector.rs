@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::aggregate::{AggregateOptions, MetricsAccumulator, MetricsAggregate};
+use crate::atomic_file::sync_parent_dir;
 use crate::bus::{FleetEventBus, Subscription};
+use crate::checkpoint::{CheckpointState, CheckpointStore};
 use crate::error::{Error, Result};
 use crate::journal::{
     Chunk, Durability, Journal, LineProblem, TailRepair, open_for_append, parse_chunks,
@@ -78,6 +80,15 @@ impl CollectorBuilder {
         let path = dir.join(METRICS_FILE_NAME);
         let mut file = open_for_append(&path)?;
         let (tail_repair, file_len) = repair_tail(&mut file, &path)?;
+        // What the file holds now is made durable once, whatever the policy: a checkpoint
+        // taken in this run counts the records loaded from it, so they must not be lost
+        // to a power cut after a crash left them only in the OS's cache (or left a new
+        // file's name unsynced in its directory). A device (a test's /dev/full) has
+        // nothing to sync.
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+            sync_parent_dir(&path)?;
+        }
 
         let journal = Arc::new(Journal::new(
             path.clone(),
@@ -135,6 +146,10 @@ pub struct LoadReport {
     pub malformed: u64,
     /// Whether the file ended in an unterminated, invalid line (a torn write).
     pub torn_tail: bool,
+    /// How many more valid records `skip` asked to skip than the file holds: not 0 means
+    /// the checkpoint counts records the file lost (see
+    /// [`load_from_disk`](InvocationMetricsCollector::load_from_disk)).
+    pub missing: u64,
     /// Every invalid line, with its number and reason.
     pub problems: Vec<LineProblem>,
 }
@@ -217,13 +232,59 @@ impl InvocationMetricsCollector {
     }
 
     /// Blocks until every record recorded before the call is written to the file (and
-    /// synced, under [`Durability::Always`]).
+    /// synced, under [`Durability::Always`]; see [`sync`](Self::sync) for the other
+    /// policies).
     ///
     /// If the writer hits an error first, returns [`Error::Write`]: the records are still in
     /// memory and the writer retries them, in order, until the fault clears; a later `flush`
     /// returns `Ok` once they are written.
     pub fn flush(&self) -> Result<()> {
         self.journal.flush()
+    }
+
+    /// Blocks until every record recorded before the call is written to the file *and*
+    /// synced to stable storage (`fdatasync`), whatever the [`Durability`] policy; one
+    /// sync serves every caller waiting at the time.
+    ///
+    /// Errors as [`flush`](Self::flush) does. Use it before saving anything that points
+    /// into the file — or call [`checkpoint`](Self::checkpoint), which does both in order.
+    pub fn sync(&self) -> Result<()> {
+        self.journal.sync().map(drop)
+    }
+
+    /// Saves a checkpoint that never runs ahead of the metrics file: takes the current
+    /// count, syncs the file through it, then sets `state.metrics_count` to it and saves
+    /// `state` atomically in `store`. Returns what was saved.
+    ///
+    /// The order is a database's: the log is durable before the checkpoint that points
+    /// into it, so after a power cut at any moment the saved `metricsCount` counts only
+    /// records the file still holds, under every policy. [`CheckpointStore::save`] on its
+    /// own is for states without a metrics count.
+    ///
+    /// ```
+    /// use invocation_metrics::{CheckpointState, CheckpointStore, InvocationMetric, InvocationMetricsCollector, Timestamp};
+    ///
+    /// let (metrics, checkpoints) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    /// let collector = InvocationMetricsCollector::open(metrics.path())?;
+    /// let store = CheckpointStore::new(checkpoints.path())?;
+    /// collector.record(InvocationMetric::new("inv-1", "planner", 1, Timestamp::now()))?;
+    ///
+    /// let mut state = CheckpointState::default();
+    /// state.other.insert("phase".into(), 2.into());
+    /// let saved = collector.checkpoint(&store, state)?;
+    /// assert_eq!(saved.metrics_count, Some(1));
+    /// assert_eq!(store.load()?, Some(saved));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(
+        &self,
+        store: &CheckpointStore,
+        mut state: CheckpointState,
+    ) -> Result<CheckpointState> {
+        let count = self.journal.sync()?;
+        state.metrics_count = Some(count as u64);
+        store.save(&state)?;
+        Ok(state)
     }
 
     /// A copy of every record in memory, in record order.
@@ -243,6 +304,16 @@ impl InvocationMetricsCollector {
     /// Invalid lines are skipped, logged with their line number and counted; a final
     /// unterminated line counts only if it is a valid record. A missing file loads nothing.
     /// Only lines this collector's writer has completed are read.
+    ///
+    /// # When the file holds fewer than `skip` records
+    ///
+    /// Then the checkpoint counts records the file no longer has: a power cut after a
+    /// checkpoint saved without [`checkpoint`](Self::checkpoint)'s sync, a file repaired or
+    /// replaced since, or the wrong directory. Nothing is skipped silently: the report's
+    /// [`missing`](LoadReport::missing) says how many, and a warning is logged. The work
+    /// the checkpoint counts past the file's end has no metrics; redo it, or accept the gap —
+    /// either way, take the next checkpoint with [`checkpoint`](Self::checkpoint), which
+    /// stores the true count.
     pub fn load_from_disk(&self, skip: usize) -> Result<LoadReport> {
         let path = self.path();
         let complete_len = self.journal.lock().file_len;
@@ -314,6 +385,16 @@ impl InvocationMetricsCollector {
         )
         .map_err(|e| Error::io("read", path, e))?;
         report.skipped = valid.min(skip) as u64;
+        report.missing = skip.saturating_sub(valid) as u64;
+        if report.missing > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                skip,
+                valid,
+                missing = report.missing,
+                "the checkpoint counts more records than the file holds: the checkpoint is ahead of the metrics file (a power cut after an unsynced checkpoint, a repaired or replaced file, or the wrong directory)"
+            );
+        }
         report.torn_tail = torn_tail;
         report.malformed = report.problems.len() as u64 - u64::from(torn_tail);
 

@@ -30,14 +30,18 @@
 //!
 //! # Resuming after a restart
 //!
-//! Store [`get_count`](InvocationMetricsCollector::get_count) in your checkpoint as
-//! `metricsCount` ([`CheckpointState`], saved atomically by [`CheckpointStore`]). After a
-//! restart, reopen the same metrics directory — the open repairs a torn last line — and
-//! read the checkpoint:
+//! Save your checkpoint with [`checkpoint`](InvocationMetricsCollector::checkpoint): it syncs
+//! the metrics file through the current [`get_count`](InvocationMetricsCollector::get_count),
+//! then stores that count as `metricsCount` in your [`CheckpointState`] and replaces
+//! `checkpoint.json` atomically ([`CheckpointStore`]). Because the file is synced first, the
+//! checkpoint never counts records a power cut could take away, whatever the [`Durability`].
+//! After a restart, reopen the same metrics directory — the open repairs a torn last line —
+//! and read the checkpoint:
 //!
 //! - to restore the whole history into memory, call `load_from_disk(0)`;
 //! - the seed framework's flow, where the first `metricsCount` records are already
-//!   accounted for elsewhere, calls `load_from_disk(metrics_count)` to take only the rest.
+//!   accounted for elsewhere, calls `load_from_disk(metrics_count)` to take only the rest;
+//!   its report's `missing` says if the file holds fewer records than the checkpoint counts.
 //!
 //! ```
 //! use invocation_metrics::{
@@ -52,10 +56,9 @@
 //! for i in 0..3 {
 //!     collector.record(InvocationMetric::new(format!("inv-{i}"), "coder", 1, Timestamp::now()))?;
 //! }
-//! collector.flush()?;
 //! let mut state = CheckpointState::default();
-//! state.metrics_count = Some(collector.get_count() as u64);
-//! checkpoints.save(&state)?;
+//! state.other.insert("phase".into(), 1.into()); // your own fields ride along
+//! collector.checkpoint(&checkpoints, state)?; // sync the file, then save metricsCount = 3
 //! collector.close()?;
 //!
 //! // Second run: reopen and restore.

@@ -39,14 +39,19 @@ fn every_policy_writes_every_record_once_flushed() {
     }
 }
 
-/// Many flushers racing the writer: each sleeps until the writer wakes it by name, so a
-/// wake-up lost anywhere would leave a thread asleep for good. A watchdog turns such a hang
-/// into a failure instead of a stuck test run.
+/// Many flushers racing the writer, half of them waiting for a sync (`sync()`) and half
+/// for a write (`flush()`): each sleeps until the writer wakes it by name, so a wake-up
+/// lost anywhere would leave a thread asleep for good. A watchdog turns such a hang into a
+/// failure instead of a stuck test run.
 #[test]
 fn no_flusher_sleeps_through_its_acknowledgement() {
     use std::sync::mpsc;
 
-    for durability in [Durability::Buffered, Durability::Always] {
+    for durability in [
+        Durability::Buffered,
+        Durability::Periodic(Duration::from_secs(3600)),
+        Durability::Always,
+    ] {
         let (_dir, collector) = common::shared_collector(durability);
         let (threads, per_thread) = (16u64, 300u64);
         let (done, finished) = mpsc::channel();
@@ -57,7 +62,11 @@ fn no_flusher_sleeps_through_its_acknowledgement() {
                     collector
                         .record(common::metric(format!("{t}-{i}"), i))
                         .unwrap();
-                    collector.flush().unwrap();
+                    if t % 2 == 0 {
+                        collector.flush().unwrap();
+                    } else {
+                        collector.sync().unwrap();
+                    }
                 }
                 done.send(t).unwrap();
             });

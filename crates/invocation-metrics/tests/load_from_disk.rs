@@ -126,13 +126,10 @@ fn resume_from_checkpoint_count() {
             .record(common::metric(format!("r{i}"), i))
             .unwrap();
     }
-    collector.flush().unwrap();
-    store
-        .save(&CheckpointState {
-            metrics_count: Some(collector.get_count() as u64),
-            ..Default::default()
-        })
+    let saved = collector
+        .checkpoint(&store, CheckpointState::default())
         .unwrap();
+    assert_eq!(saved.metrics_count, Some(5));
     for i in 5..8 {
         collector
             .record(common::metric(format!("r{i}"), i))
@@ -150,6 +147,27 @@ fn resume_from_checkpoint_count() {
         .map(|m| m.invocation_id)
         .collect();
     assert_eq!(ids, ["r5", "r6", "r7"]);
+}
+
+/// A checkpoint that counts more records than the file holds (here: the file was replaced
+/// by a shorter one) skips nothing silently: the report says how many are missing.
+#[test]
+fn a_checkpoint_ahead_of_the_file_is_reported_as_missing_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    for i in 0..4 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    collector.close().unwrap();
+
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let report = collector.load_from_disk(10).unwrap();
+    assert_eq!((report.skipped, report.loaded, report.missing), (4, 0, 6));
+    assert_eq!(collector.get_count(), 0);
+    let report = collector.load_from_disk(4).unwrap();
+    assert_eq!((report.skipped, report.loaded, report.missing), (4, 0, 0));
 }
 
 /// A file of several parser chunks (they are read in parallel): records, skip, duplicates

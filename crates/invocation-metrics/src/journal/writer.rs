@@ -23,7 +23,9 @@ use crate::store::RecordStore;
 /// | `Periodic(interval)` (default, 1 s) | written to the OS; the writer syncs at most every `interval` | yes | all but about the last `interval` |
 /// | `Always` | written and synced (`fdatasync`); one sync serves every waiting flush | yes | yes, for every acknowledged flush |
 ///
-/// In every policy `record()` itself never waits for the disk.
+/// In every policy `record()` itself never waits for the disk, and
+/// [`sync`](crate::InvocationMetricsCollector::sync) and
+/// [`checkpoint`](crate::InvocationMetricsCollector::checkpoint) wait for an `fdatasync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// Hand lines to the OS; never sync.
@@ -61,6 +63,8 @@ pub(crate) struct JournalState {
     recorded: u64,
     written: u64,
     synced: u64,
+    /// Records a `sync()` waits to see synced, whatever the policy.
+    sync_wanted: u64,
     /// Length of the file's complete lines.
     pub file_len: u64,
     /// The last write or sync error, until a write succeeds again.
@@ -73,10 +77,12 @@ pub(crate) struct JournalState {
     writer_alive: bool,
 }
 
-/// A thread asleep in `flush()` until `target` records are acknowledged.
+/// A thread asleep in `flush()` or `sync()` until `target` records are acknowledged.
 #[derive(Debug)]
 struct FlushWaiter {
     target: u64,
+    /// Waits for the records to be synced, not only written.
+    durable: bool,
     thread: Thread,
 }
 
@@ -87,10 +93,12 @@ pub(crate) struct Journal {
     pub durability: Durability,
     pub bus: FleetEventBus,
     state: Mutex<JournalState>,
-    /// Records a `flush()` may report done: synced under `Always`, written otherwise. An
-    /// atomic beside the lock so that a woken flusher can see its answer without taking
+    /// Records written to the OS: what a `flush()` waits for unless the policy is `Always`.
+    /// Atomics beside the lock so that a woken flusher can see its answer without taking
     /// the lock every recording thread wants.
-    acknowledged: AtomicU64,
+    written: AtomicU64,
+    /// Records synced: what a `sync()`, and a `flush()` under `Always`, waits for.
+    synced: AtomicU64,
     /// Bumped, under the lock, on each write error and when the writer stops: sleeping
     /// flushers must then take the lock and look.
     alarms: AtomicU64,
@@ -110,7 +118,8 @@ impl Journal {
                 writer_alive: true,
                 ..JournalState::default()
             }),
-            acknowledged: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
             alarms: AtomicU64::new(0),
             work: Condvar::new(),
             stopped: Condvar::new(),
@@ -149,11 +158,36 @@ impl Journal {
     /// Blocks until every record queued before the call is written (and synced, if the
     /// policy says so), or a write error happens first.
     pub fn flush(&self) -> Result<(), Error> {
-        let mut state = self.lock();
+        let state = self.lock();
         let target = state.recorded;
+        self.wait(state, target, self.durability == Durability::Always)
+    }
+
+    /// Blocks until every record queued before the call is written and synced, whatever
+    /// the policy. Returns how many records were in memory at the call.
+    pub fn sync(&self) -> Result<usize, Error> {
+        let state = self.lock();
+        let (count, target) = (state.records.len(), state.recorded);
+        self.wait(state, target, true).map(|()| count)
+    }
+
+    /// The counter a waiter of this kind is released by.
+    fn done(&self, durable: bool) -> &AtomicU64 {
+        if durable { &self.synced } else { &self.written }
+    }
+
+    /// Sleeps until `target` records are written (`durable`: synced), or a write error
+    /// happens first.
+    fn wait<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, JournalState>,
+        target: u64,
+        durable: bool,
+    ) -> Result<(), Error> {
+        let done = self.done(durable);
         let epoch = state.error_epoch;
         loop {
-            if self.acknowledged.load(Ordering::Acquire) >= target {
+            if done.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
             if state.error_epoch != epoch
@@ -170,8 +204,12 @@ impl Journal {
                     path: self.path.clone(),
                 });
             }
+            if durable {
+                state.sync_wanted = state.sync_wanted.max(target);
+            }
             state.flush_waiters.push(FlushWaiter {
                 target,
+                durable,
                 thread: thread::current(),
             });
             self.nudge_writer(&mut state);
@@ -181,12 +219,12 @@ impl Journal {
             // acknowledged or on an alarm; waking it through a condition variable instead
             // would have every released flusher queue for the lock, one wake-up after
             // another, before it could even see that it is done.
-            while self.acknowledged.load(Ordering::Acquire) < target
+            while done.load(Ordering::Acquire) < target
                 && self.alarms.load(Ordering::Acquire) == alarms
             {
                 thread::park();
             }
-            if self.acknowledged.load(Ordering::Acquire) >= target {
+            if done.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
             state = self.lock();
@@ -262,6 +300,8 @@ impl Journal {
             }
             let dirty = state.written > state.synced;
             let sync_at = match self.durability {
+                // A `sync()` is waiting, whatever the policy.
+                _ if dirty && state.sync_wanted > state.synced => Some(now),
                 Durability::Buffered => None,
                 Durability::Always => dirty.then_some(now),
                 Durability::Periodic(interval) if dirty => Some(if state.shutdown {
@@ -293,7 +333,7 @@ impl Journal {
                         state.file_len += batch.len() as u64;
                         if self.durability != Durability::Always {
                             let written = state.written;
-                            self.acknowledge(&mut state, written, &mut woken);
+                            self.acknowledge(&mut state, false, written, &mut woken);
                         }
                         spare = batch;
                         retry_at = None;
@@ -333,9 +373,7 @@ impl Journal {
                     Ok(()) => {
                         state.synced = target;
                         retry_at = None;
-                        if self.durability == Durability::Always {
-                            self.acknowledge(&mut state, target, &mut woken);
-                        }
+                        self.acknowledge(&mut state, true, target, &mut woken);
                     }
                     Err(e) => {
                         if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
@@ -379,14 +417,22 @@ impl Journal {
         self.stopped.notify_all();
     }
 
-    /// Marks the first `count` records acknowledged and takes the flushers waiting for no
-    /// more than those.
-    fn acknowledge(&self, state: &mut JournalState, count: u64, woken: &mut Vec<Thread>) {
-        self.acknowledged.store(count, Ordering::Release);
+    /// Marks the first `count` records written (`durable`: synced) and takes the waiters of
+    /// that kind that wait for no more than those.
+    fn acknowledge(
+        &self,
+        state: &mut JournalState,
+        durable: bool,
+        count: u64,
+        woken: &mut Vec<Thread>,
+    ) {
+        self.done(durable).store(count, Ordering::Release);
         woken.extend(
             state
                 .flush_waiters
-                .extract_if(.., |waiter| waiter.target <= count)
+                .extract_if(.., |waiter| {
+                    waiter.durable == durable && waiter.target <= count
+                })
                 .map(|waiter| waiter.thread),
         );
     }
