@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use invocation_metrics::{DEFAULT_BASE_TIER, Durability, RecordFilter, Timestamp};
+use invocation_metrics::{DEFAULT_BASE_TIER, Durability, MetricsScan, RecordFilter, Timestamp};
+
+use crate::UsageError;
 
 /// Summaries, reports, checks, repair and ingest for invocation metrics files.
 #[derive(Debug, Parser)]
@@ -64,6 +66,22 @@ pub struct InputArgs {
     /// Read every invocations.jsonl in the directory trees given (shards).
     #[arg(short, long)]
     pub recursive: bool,
+    /// Keep records whose invocationId appeared earlier (by default the first one wins and
+    /// the rest are counted and left out).
+    #[arg(long)]
+    pub no_dedup: bool,
+}
+
+impl InputArgs {
+    /// A scan with these inputs' de-duplication and `filter`.
+    pub fn scan(&self, filter: RecordFilter) -> MetricsScan {
+        let scan = MetricsScan::new(filter);
+        if self.no_dedup {
+            scan.keep_duplicates()
+        } else {
+            scan
+        }
+    }
 }
 
 /// Which records to keep and how to aggregate them.
@@ -149,22 +167,33 @@ pub struct ReportArgs {
     /// Output file; `-` writes to stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Output format [default: from FILE's extension (.html, .md, .json), else html].
+    /// Output format [default: from FILE's extension: .html/.htm, .md/.markdown, .json; html
+    /// for `-`].
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
 }
 
 impl ReportArgs {
-    /// The format asked for, else the one the output file's extension names, else HTML.
-    pub fn format(&self) -> ReportFormat {
-        self.format.unwrap_or_else(|| {
-            let extension = self.output.extension().and_then(|e| e.to_str());
-            match extension.map(str::to_ascii_lowercase).as_deref() {
-                Some("md" | "markdown") => ReportFormat::Md,
-                Some("json") => ReportFormat::Json,
-                _ => ReportFormat::Html,
-            }
-        })
+    /// The format asked for, else the one the output file's extension names (HTML for
+    /// stdout). An output file whose extension names no format is refused rather than
+    /// guessed: `-o run.jsonl` is far more likely a slip than a wish for HTML.
+    pub fn format(&self) -> Result<ReportFormat, UsageError> {
+        if let Some(format) = self.format {
+            return Ok(format);
+        }
+        if self.output.as_os_str() == "-" {
+            return Ok(ReportFormat::Html);
+        }
+        let extension = self.output.extension().and_then(|e| e.to_str());
+        match extension.map(str::to_ascii_lowercase).as_deref() {
+            Some("html" | "htm") => Ok(ReportFormat::Html),
+            Some("md" | "markdown") => Ok(ReportFormat::Md),
+            Some("json") => Ok(ReportFormat::Json),
+            _ => Err(UsageError(format!(
+                "cannot tell the report format from {:?}: name the file .html, .md or .json, or give --format html|md|json",
+                self.output.display().to_string()
+            ))),
+        }
     }
 }
 

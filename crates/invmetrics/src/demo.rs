@@ -57,6 +57,9 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
     let checkpoints = CheckpointStore::new(args.dir.join("checkpoint"))?;
     let threads = args.threads;
 
+    // Ids carry a tag of their own run, so that runs read together (`summary -r`) never
+    // share an id: the same seed gives the same records but for the tag.
+    let run_tag: Arc<str> = format!("{:08x}", fastrand::u32(..)).into();
     let mut clock = RUN_START_MS;
     let mut remaining = args.records;
     for (index, (name, share, agents)) in PHASES.iter().enumerate() {
@@ -74,6 +77,7 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<ExitCode> {
                     budget / threads as u64 + u64::from((worker as u64) < budget % threads as u64);
                 let plan = Worker {
                     seed: args.seed,
+                    run_tag: Arc::clone(&run_tag),
                     phase,
                     worker,
                     agents,
@@ -155,6 +159,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 /// One worker thread's share of a phase.
 struct Worker {
     seed: u64,
+    run_tag: Arc<str>,
     phase: u32,
     worker: usize,
     agents: &'static [&'static str],
@@ -182,7 +187,8 @@ impl Worker {
                 if recorded == self.quota {
                     break;
                 }
-                let m = invocation(&mut rng, agent, self.phase, &task_id, attempt, tier, clock);
+                let mut m = invocation(&mut rng, agent, self.phase, &task_id, attempt, tier, clock);
+                m.invocation_id = format!("{}-{task_id}-a{attempt}", self.run_tag);
                 clock += m.duration_ms as i64 + rng.i64(50..800);
                 let (success, infra) = (m.success, m.error_class.is_some());
                 collector.record(m).context("demo record refused")?;

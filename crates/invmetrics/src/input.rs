@@ -44,7 +44,7 @@ pub fn fold_remembering<F: RecordFold>(
     // Bytes read from each input, in the order they were opened (files may be opened a
     // second time, to leave out repeated ids; the first opening comes first).
     let read = RefCell::new(Vec::new());
-    let mut scan = MetricsScan::new(filter);
+    let mut scan = args.scan(filter);
     let total = scan.fold_inputs(
         &inputs,
         |input| {
@@ -89,12 +89,14 @@ pub fn fold_remembering<F: RecordFold>(
         };
         sources.push((input, again));
     }
-    Ok((total, report, ReadAgain { sources }))
+    let no_dedup = args.no_dedup;
+    Ok((total, report, ReadAgain { sources, no_dedup }))
 }
 
 /// The inputs a [`fold_remembering`] read, to read them again.
 pub struct ReadAgain {
     sources: Vec<(Input, Again)>,
+    no_dedup: bool,
 }
 
 enum Again {
@@ -111,7 +113,7 @@ impl ReadAgain {
         filter: RecordFilter,
         mut on_record: impl FnMut(&InvocationMetric),
     ) -> Result<()> {
-        let mut scan = MetricsScan::new(filter);
+        let mut scan = self.new_scan(filter);
         for (input, mut source) in self.sources {
             let name = input.to_string();
             let reader = source
@@ -123,6 +125,16 @@ impl ReadAgain {
         Ok(())
     }
 
+    /// A scan with the first pass's de-duplication.
+    fn new_scan(&self, filter: RecordFilter) -> MetricsScan {
+        let scan = MetricsScan::new(filter);
+        if self.no_dedup {
+            scan.keep_duplicates()
+        } else {
+            scan
+        }
+    }
+
     /// Folds the same bytes again on all cores, with the same filter and de-duplication.
     pub fn fold<F: RecordFold>(
         self,
@@ -130,10 +142,10 @@ impl ReadAgain {
         new_total: impl Fn() -> F,
         new_chunk: impl Fn() -> F + Send + Sync + 'static,
     ) -> Result<F> {
+        let mut scan = self.new_scan(filter);
         let (inputs, mut sources): (Vec<Input>, Vec<Again>) = self.sources.into_iter().unzip();
         // `fold_inputs` opens the inputs in order, once more in order if ids repeat.
         let mut next = 0;
-        let mut scan = MetricsScan::new(filter);
         let total = scan.fold_inputs(
             &inputs,
             |input| {
@@ -204,7 +216,7 @@ pub fn aggregate(
     quiet: bool,
 ) -> Result<(MetricsAccumulator, ScanReport)> {
     let inputs = resolve_inputs(&args.paths, args.recursive)?;
-    let mut scan = MetricsScan::new(filter);
+    let mut scan = args.scan(filter);
     let accumulator = scan.aggregate_inputs(&inputs, |input| open_with_progress(input, quiet))?;
     let report = scan.finish();
     report_damage(&report);
@@ -264,7 +276,7 @@ pub fn report_damage(report: &ScanReport) {
     }
     if report.duplicates > 0 {
         eprintln!(
-            "note: ignored {} record(s) whose invocationId appeared earlier",
+            "note: ignored {} record(s) whose invocationId appeared earlier (--no-dedup keeps them)",
             report.duplicates
         );
     }

@@ -89,10 +89,29 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// A command line that asks for something it must not: reported like clap's own usage
+/// errors, with exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// 2 for what the user asked wrongly (a path that does not exist), 1 for bad data or I/O.
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        return 2;
+    }
     let usage = err.chain().any(|cause| match cause.downcast_ref() {
-        Some(invocation_metrics::Error::NoMetrics { .. }) => true,
+        Some(
+            invocation_metrics::Error::NoMetrics { .. }
+            | invocation_metrics::Error::NotAFile { .. },
+        ) => true,
         Some(invocation_metrics::Error::Io { source, .. }) => {
             source.kind() == io::ErrorKind::NotFound
         }

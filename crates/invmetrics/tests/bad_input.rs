@@ -43,6 +43,38 @@ fn directory_without_metrics() {
     assert_one_line_error(&stderr, "no invocations.jsonl anywhere below it");
 }
 
+/// A device never ends (`/dev/zero`) or is not data: every reading command refuses it at
+/// once instead of reading forever.
+#[test]
+fn a_device_is_refused_by_every_reader() {
+    for command in [
+        &["summary", "/dev/zero"][..],
+        &["check", "/dev/zero"],
+        &["report", "/dev/zero", "-o", "-"],
+        &["repair", "/dev/zero"],
+    ] {
+        let (code, _, stderr) = run(command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert_one_line_error(
+            &stderr,
+            "/dev/zero is a character device, not a metrics file",
+        );
+    }
+}
+
+/// A metrics directory whose invocations.jsonl is a directory says so.
+#[test]
+fn a_metrics_file_that_is_a_directory_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("invocations.jsonl")).unwrap();
+    let (code, _, stderr) = run(&["summary", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_one_line_error(
+        &stderr,
+        "invocations.jsonl is a directory, not a metrics file",
+    );
+}
+
 #[test]
 fn binary_and_empty_files_are_data_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -219,7 +219,8 @@ fn the_output_extension_picks_the_format() {
         ("r.md", None, "# Invocation metrics report"),
         ("r.markdown", None, "# Invocation metrics report"),
         ("r.html", None, "<!DOCTYPE html>"),
-        ("r.txt", None, "<!DOCTYPE html>"),
+        ("r.htm", None, "<!DOCTYPE html>"),
+        ("r.txt", Some("html"), "<!DOCTYPE html>"),
         ("r2.json", Some("md"), "# Invocation metrics report"),
     ] {
         let path = out(name);
@@ -235,6 +236,52 @@ fn the_output_extension_picks_the_format() {
     let (code, stdout, _) = run(&["report", "small.jsonl", "-o", "-"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("<!DOCTYPE html>"));
+}
+
+/// An extension that names no format is a usage error, not a silent HTML file.
+#[test]
+fn an_unknown_output_extension_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["r.txt", "run.jsonl", "report"] {
+        let path = dir.path().join(name);
+        let (code, _, stderr) = run(&["report", "small.jsonl", "-o", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.contains("name the file .html, .md or .json, or give --format"),
+            "{stderr}"
+        );
+        assert!(!path.exists(), "{name} was written");
+    }
+}
+
+/// The report never replaces one of its inputs: not by its own path, not through a
+/// symlink, not through a directory given as input.
+#[test]
+fn a_report_never_overwrites_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("invocations.jsonl");
+    let original = common::fixture("small.jsonl");
+    std::fs::write(&metrics, &original).unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&metrics, &link).unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    for (input, output, format) in [
+        (dir_arg, metrics.to_str().unwrap(), Some("html")),
+        (metrics.to_str().unwrap(), link.to_str().unwrap(), None),
+        (dir_arg, link.to_str().unwrap(), Some("md")),
+    ] {
+        let mut args = vec!["report", input, "-o", output];
+        if let Some(format) = format {
+            args.extend(["--format", format]);
+        }
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writing the report would destroy the metrics"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&metrics).unwrap(), original, "{args:?}");
+    }
 }
 
 /// The JSON report's records are serialized on every core, chunk by chunk, unless ids

@@ -11,11 +11,12 @@ use crate::aggregate::{AggregateOptions, MetricsAccumulator, MetricsAggregate};
 use crate::atomic_file::sync_parent_dir;
 use crate::bus::{FleetEventBus, Subscription};
 use crate::checkpoint::{CheckpointState, CheckpointStore};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::journal::{
-    Chunk, Durability, Journal, LineProblem, TailRepair, open_for_append, parse_chunks,
-    repair_tail, visit_records,
+    Chunk, Durability, Journal, JournalState, LineProblem, TailRepair, open_for_append,
+    parse_chunks, repair_tail, visit_records,
 };
+use crate::parse::MAX_LINE_BYTES;
 use crate::record::InvocationMetric;
 use crate::store::RecordStore;
 
@@ -35,6 +36,7 @@ const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// | [`bucket_width_ms`](Self::bucket_width_ms) | 1000 |
 /// | [`base_tier`](Self::base_tier) | `"normal"` |
 /// | [`event_bus`](Self::event_bus) | a new bus of its own |
+/// | [`keep_records`](Self::keep_records) | `true` |
 #[derive(Debug, Clone)]
 #[must_use = "call .open() to create the collector"]
 pub struct CollectorBuilder {
@@ -42,6 +44,7 @@ pub struct CollectorBuilder {
     durability: Durability,
     aggregate: AggregateOptions,
     bus: Option<FleetEventBus>,
+    keep_records: bool,
 }
 
 impl CollectorBuilder {
@@ -66,6 +69,21 @@ impl CollectorBuilder {
     /// Publish events on this bus (to share one bus between several components).
     pub fn event_bus(mut self, bus: FleetEventBus) -> Self {
         self.bus = Some(bus);
+        self
+    }
+
+    /// Whether the collector keeps every record in memory (the default) or only the running
+    /// aggregate and the ids it has taken (about 24 bytes a record instead of about 150).
+    ///
+    /// Without the records, [`get_all`](InvocationMetricsCollector::get_all) returns
+    /// nothing; [`get_count`](InvocationMetricsCollector::get_count),
+    /// [`compute_aggregate`](InvocationMetricsCollector::compute_aggregate), duplicate-id
+    /// refusal (by a 64-bit hash of the id: a false refusal has a chance of about 2^-64
+    /// per pair of ids) and [`load_from_disk`](InvocationMetricsCollector::load_from_disk)
+    /// work as before. For long-lived pipes such as `invmetrics ingest`, whose memory must
+    /// not grow with every record.
+    pub fn keep_records(mut self, keep: bool) -> Self {
+        self.keep_records = keep;
         self
     }
 
@@ -95,6 +113,7 @@ impl CollectorBuilder {
             self.durability,
             self.bus.unwrap_or_default(),
             file_len,
+            self.keep_records,
         ));
         let writer = {
             let journal = Arc::clone(&journal);
@@ -130,6 +149,32 @@ pub(crate) fn lock_directory(dir: &Path) -> Result<File> {
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: lock_path }),
         Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", &lock_path, e)),
     }
+}
+
+/// Whether a collector (in any process on this machine) holds the lock of the metrics
+/// directory `dir` — whether its file is being appended to right now.
+///
+/// Looks, without taking the lock, at the kernel's table of file locks (`/proc/locks`, on
+/// Linux): trying the lock instead could make a writer starting at that moment fail.
+/// Elsewhere, or when the table cannot be read, answers `false`.
+pub fn has_live_writer(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(lock) = fs::metadata(dir.join(LOCK_FILE_NAME)) else {
+        return false;
+    };
+    let Ok(table) = fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    // glibc's encoding of a device number.
+    let dev = lock.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let wanted = format!("{major:02x}:{minor:02x}:{}", lock.ino());
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are marked "->".
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&wanted.as_str())
+    })
 }
 
 /// What [`InvocationMetricsCollector::load_from_disk`] did.
@@ -187,6 +232,7 @@ impl InvocationMetricsCollector {
             durability: Durability::default(),
             aggregate: AggregateOptions::default(),
             bus: None,
+            keep_records: true,
         }
     }
 
@@ -220,15 +266,34 @@ impl InvocationMetricsCollector {
     ///
     /// Never waits for the disk; safe to call from many threads and from async tasks. An
     /// invalid metric is refused with [`Error::Invalid`] naming the field, and nothing is
-    /// recorded.
+    /// recorded: a rule of [`InvocationMetric::validate`], an `invocationId` this collector
+    /// already holds, or a record whose line would be longer than [`MAX_LINE_BYTES`], which
+    /// no reader would accept.
     pub fn record(&self, metric: InvocationMetric) -> Result<()> {
         metric.validate()?;
         let mut line = Vec::with_capacity(320);
         serde_json::to_writer(&mut line, &metric)
-            .map_err(|e| Error::Invalid(crate::ValidationError::new("record", e.to_string())))?;
+            .map_err(|e| Error::Invalid(ValidationError::new("record", e.to_string())))?;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(Error::Invalid(ValidationError::new(
+                "record",
+                format!(
+                    "its line would be {} bytes, longer than the {MAX_LINE_BYTES}-byte limit every reader applies (shorten the ids or names)",
+                    line.len()
+                ),
+            )));
+        }
         line.push(b'\n');
-        self.journal.append(metric, &line);
-        Ok(())
+        if self.journal.lock().keep_records {
+            self.journal.append(metric, &line, |_| ())
+        } else {
+            // Same lock order as compute_aggregate: the aggregate, then the journal.
+            let mut cached = self.aggregate.lock().unwrap_or_else(|e| e.into_inner());
+            self.journal.append(metric, &line, |m| {
+                cached.1.add(m);
+                cached.0 += 1;
+            })
+        }
     }
 
     /// Blocks until every record recorded before the call is written to the file (and
@@ -287,14 +352,16 @@ impl InvocationMetricsCollector {
         Ok(state)
     }
 
-    /// A copy of every record in memory, in record order.
+    /// A copy of every record in memory, in record order (none when the collector keeps
+    /// only the aggregate; see [`CollectorBuilder::keep_records`]).
     pub fn get_all(&self) -> Vec<InvocationMetric> {
         self.journal.lock().records.to_vec()
     }
 
-    /// How many records are in memory: the value a checkpoint stores as `metricsCount`.
+    /// How many records the collector holds (recorded or loaded): the value a checkpoint
+    /// stores as `metricsCount`.
     pub fn get_count(&self) -> usize {
-        self.journal.lock().records.len()
+        self.journal.lock().count
     }
 
     /// Reads the metrics file and appends its records to memory, skipping the first `skip`
@@ -401,14 +468,39 @@ impl InvocationMetricsCollector {
         // Same lock order as compute_aggregate: the aggregate, then the journal.
         let mut cached = self.aggregate.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.journal.lock();
-        let before = state.records.len();
-        let duplicates = state.records.append_unique(found);
-        // `folded` covers exactly the appended records unless duplicates were left out; and
-        // it can join the cached aggregate only if that was up to date.
-        if duplicates == 0 && cached.0 == before {
-            cached.1.absorb(folded);
-            cached.0 = state.records.len();
-        }
+        let duplicates = if state.keep_records {
+            let before = state.records.len();
+            let duplicates = state.records.append_unique(found);
+            let JournalState { ids, records, .. } = &mut *state;
+            for position in before..records.len() {
+                ids.insert(
+                    records.id(position).unwrap_or_default(),
+                    position,
+                    Some(records),
+                );
+            }
+            state.count = state.records.len();
+            // `folded` covers exactly the appended records unless duplicates were left
+            // out; and it can join the cached aggregate only if that was up to date.
+            if duplicates == 0 && cached.0 == before {
+                cached.1.absorb(folded);
+                cached.0 = state.records.len();
+            }
+            duplicates
+        } else {
+            let mut duplicates = 0;
+            let JournalState { ids, count, .. } = &mut *state;
+            found.visit_from(0, |m| {
+                if ids.insert(&m.invocation_id, *count, None) {
+                    *count += 1;
+                    cached.1.add(m);
+                    cached.0 += 1;
+                } else {
+                    duplicates += 1;
+                }
+            });
+            duplicates
+        };
         report.loaded = valid.saturating_sub(skip) as u64 - duplicates;
         report.duplicates = duplicates;
         Ok(report)
@@ -422,18 +514,22 @@ impl InvocationMetricsCollector {
         let (folded, accumulator) = &mut *cached;
         {
             let state = self.journal.lock();
-            state.records.visit_from(*folded, |m| accumulator.add(m));
-            *folded = state.records.len();
+            // Without kept records, record() folds each one in as it takes it.
+            if state.keep_records {
+                state.records.visit_from(*folded, |m| accumulator.add(m));
+                *folded = state.records.len();
+            }
         }
         accumulator.finish(&self.aggregate_options)
     }
 
-    /// Flushes, stops the writer, syncs (unless the policy is [`Durability::Buffered`]) and
-    /// releases the directory lock.
+    /// Writes what is queued, stops the writer, syncs (unless the policy is
+    /// [`Durability::Buffered`]) and releases the directory lock.
+    ///
+    /// Returns [`Error::Unwritten`] if the writer could not write every record (it tries
+    /// once more while closing, however long it was backing off).
     pub fn close(mut self) -> Result<()> {
-        let flushed = self.flush();
-        let stopped = self.stop_writer(None);
-        flushed.and(stopped)
+        self.stop_writer(None)
     }
 
     fn stop_writer(&mut self, deadline: Option<Instant>) -> Result<()> {

@@ -68,6 +68,22 @@ pub enum Error {
         source: Arc<io::Error>,
     },
 
+    /// Closing found records the writer could not write (disk full, I/O error): it tried
+    /// once more and stopped. They are not in the file.
+    #[error(
+        "{pending} record(s) could not be written to {} before closing{}; they are not in the file",
+        path.display(),
+        source.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+    )]
+    Unwritten {
+        /// The metrics file.
+        path: PathBuf,
+        /// How many records were not written.
+        pending: u64,
+        /// The last write error, if one was seen.
+        source: Option<Arc<io::Error>>,
+    },
+
     /// The background writer is gone (it panicked or the collector is closing).
     #[error("the metrics writer for {} has stopped", path.display())]
     WriterStopped {
@@ -81,6 +97,18 @@ pub enum Error {
         /// The path given.
         path: PathBuf,
         /// What was looked for.
+        hint: &'static str,
+    },
+
+    /// A path given as a metrics file is something that cannot be one: a directory where a
+    /// file is needed, a device (`/dev/zero` would be read forever), a socket.
+    #[error("{} is {kind}, not a metrics file; {hint}", path.display())]
+    NotAFile {
+        /// The path given (or found).
+        path: PathBuf,
+        /// What it is, e.g. "a character device".
+        kind: &'static str,
+        /// What to give instead.
         hint: &'static str,
     },
 

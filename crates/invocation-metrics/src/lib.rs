@@ -109,6 +109,7 @@ pub use bus::{DEFAULT_BUS_CAPACITY, FleetEvent, FleetEventBus, RecvError, Subscr
 pub use checkpoint::{CHECKPOINT_FILE_NAME, CheckpointState, CheckpointStore};
 pub use collector::{
     CollectorBuilder, InvocationMetricsCollector, LOCK_FILE_NAME, LoadReport, METRICS_FILE_NAME,
+    has_live_writer,
 };
 pub use error::{Error, Result, ValidationError};
 pub use journal::{

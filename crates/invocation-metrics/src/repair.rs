@@ -1,14 +1,14 @@
 //! Repairing a damaged metrics file without losing a valid record.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file::{sync_parent_dir, temp_path};
 use crate::collector::{METRICS_FILE_NAME, lock_directory};
 use crate::error::{Error, Result};
 use crate::journal::{for_each_line, is_blank};
-use crate::parse::parse_line;
+use crate::parse::{MAX_LINE_BYTES, parse_line};
 use crate::record::Timestamp;
 
 /// The file rejected lines are moved to, beside `invocations.jsonl`. (A file of another
@@ -36,7 +36,7 @@ pub struct RepairReport {
     pub kept: u64,
     /// Invalid lines moved to the rejected file.
     pub rejected: u64,
-    /// Lines longer than the limit, dropped (their bytes remain in the backup).
+    /// Lines longer than the limit, moved to the rejected file too.
     pub overlong: u64,
     /// Whether the last line was torn (unterminated and invalid).
     pub torn_tail: bool,
@@ -55,17 +55,37 @@ impl RepairReport {
 
 /// Rewrites a damaged metrics file so that it holds exactly its valid records, in order.
 ///
-/// `path` is the file or its metrics directory. Invalid lines (the torn tail included) are
-/// appended to `invocations.rejected.jsonl` beside it (`NAME.rejected.jsonl` for a file
-/// named otherwise); the original is kept as `invocations.jsonl.bak-<unix ms>`; the clean
-/// file replaces it atomically. Refuses with
-/// [`Error::Locked`] while a collector holds the directory. A clean file is left untouched.
+/// `path` is the file or its metrics directory; a symlink is resolved first (the file it
+/// points to is repaired, under the lock of that file's directory). Invalid lines (the torn
+/// tail and over-long lines included) are appended to `invocations.rejected.jsonl` beside
+/// it (`NAME.rejected.jsonl` for a file named otherwise), one JSON object per line:
+/// `{"line": N, "reason": "...", "text": "<the line>"}`, with `"lossy": true` where the line
+/// was not valid UTF-8 (the backup holds its exact bytes). The original is kept as
+/// `invocations.jsonl.bak-<unix ms>`; the clean file replaces it atomically. Refuses with
+/// [`Error::Locked`] while a collector holds the directory, and with [`Error::NotAFile`]
+/// anything but a regular file. A clean file is left untouched.
 pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
-    let path = if path.is_dir() {
+    let given = if path.is_dir() {
         path.join(METRICS_FILE_NAME)
     } else {
         path.to_path_buf()
     };
+    // The file a link points to is the one to repair: replacing the link would leave the
+    // damaged file as it was, and lock the wrong directory.
+    let path = match fs::symlink_metadata(&given) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(&given).map_err(|e| Error::io("resolve", &given, e))?
+        }
+        _ => given,
+    };
+    let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path,
+            kind: file_kind(&meta),
+            hint: "repair rewrites a regular metrics file (a pipe or device has no lines to keep)",
+        });
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -79,18 +99,28 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     // Errors name `path`: the temporary file is ours, not the caller's.
     let mut clean = BufWriter::new(File::create(&temp).map_err(|e| Error::io("write", &path, e))?);
     let rejected_path = rejected_path(&dir, &path);
-    let mut rejected: Option<BufWriter<File>> = None;
+    let mut rejected = Rejected {
+        path: rejected_path.clone(),
+        file: None,
+    };
     let mut report = RepairReport {
         path: path.clone(),
         ..RepairReport::default()
     };
     let mut changed = false;
     let mut write_error = None;
+    // Over-long lines are not held in memory: their place in the file, to copy them later.
+    let mut overlong_lines: Vec<(u64, u64, u64)> = Vec::new();
+    let mut offset = 0u64;
     for_each_line(source, |line| {
+        let start = offset;
+        offset +=
+            line.bytes.map_or_else(|len| len, |b| b.len() as u64) + u64::from(line.terminated);
         let bytes = match line.bytes {
-            Err(_) => {
+            Err(len) => {
                 report.overlong += 1;
                 changed = true;
+                overlong_lines.push((line.number, start, len));
                 return;
             }
             Ok(bytes) => bytes,
@@ -99,35 +129,40 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
             changed |= !bytes.is_empty() || !line.terminated;
             return;
         }
-        if parse_line(bytes).is_ok() {
-            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-            changed |= bytes.len() != line.bytes.map_or(0, <[u8]>::len) || !line.terminated;
-            report.kept += 1;
-            if let Err(e) = clean.write_all(bytes).and_then(|()| clean.write_all(b"\n")) {
-                write_error.get_or_insert(e);
+        match parse_line(bytes) {
+            Ok(_) => {
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                changed |= bytes.len() != line.bytes.map_or(0, <[u8]>::len) || !line.terminated;
+                report.kept += 1;
+                if let Err(e) = clean.write_all(bytes).and_then(|()| clean.write_all(b"\n")) {
+                    write_error.get_or_insert(e);
+                }
             }
-        } else {
-            changed = true;
-            report.rejected += 1;
-            report.torn_tail |= !line.terminated;
-            let appended = match &mut rejected {
-                Some(file) => Ok(file),
-                None => OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&rejected_path)
-                    .map(|f| rejected.insert(BufWriter::new(f))),
-            }
-            .and_then(|file| {
-                file.write_all(bytes)?;
-                file.write_all(b"\n")
-            });
-            if let Err(e) = appended {
-                write_error.get_or_insert(e);
+            Err(problem) => {
+                changed = true;
+                report.rejected += 1;
+                report.torn_tail |= !line.terminated;
+                let mut reason = problem.to_string();
+                if !line.terminated {
+                    reason.push_str(" (torn last line)");
+                }
+                if let Err(e) = rejected.line(line.number, &reason, bytes) {
+                    write_error.get_or_insert(e);
+                }
             }
         }
     })
     .map_err(|e| Error::io("read", &path, e))?;
+    for (number, start, len) in overlong_lines {
+        let reason = format!("line is {len} bytes, longer than the {MAX_LINE_BYTES}-byte limit");
+        let copied = File::open(&path).and_then(|mut source| {
+            source.seek(SeekFrom::Start(start))?;
+            rejected.long_line(number, &reason, source.take(len))
+        });
+        if let Err(e) = copied {
+            write_error.get_or_insert(e);
+        }
+    }
     let finish = |clean: BufWriter<File>| -> std::io::Result<()> {
         clean.into_inner().map_err(|e| e.into_error())?.sync_all()
     };
@@ -139,7 +174,7 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
         let _ = fs::remove_file(&temp);
         return Err(Error::io("write", &path, e));
     }
-    if let Some(file) = rejected {
+    if let Some(file) = rejected.file {
         finish(file).map_err(|e| Error::io("append to", &rejected_path, e))?;
         report.rejected_file = Some(rejected_path);
     }
@@ -161,4 +196,127 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     report.backup = Some(backup);
     drop(lock);
     Ok(report)
+}
+
+/// What a file that is not a regular file is, for messages.
+pub(crate) fn file_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The rejected-lines file, created on the first rejected line.
+struct Rejected {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl Rejected {
+    fn open(&mut self) -> std::io::Result<&mut BufWriter<File>> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => BufWriter::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            ),
+        };
+        Ok(self.file.insert(file))
+    }
+
+    /// Appends `{"line": N, "reason": "...", "text": "..."}` for a line held in memory.
+    fn line(&mut self, number: u64, reason: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut entry = serde_json::json!({"line": number, "reason": reason, "text": text});
+        if matches!(text, std::borrow::Cow::Owned(_)) {
+            entry["lossy"] = true.into();
+        }
+        let file = self.open()?;
+        serde_json::to_writer(&mut *file, &entry)?;
+        file.write_all(b"\n")
+    }
+
+    /// The same for a line too long to hold: its text is escaped as it streams through.
+    fn long_line(&mut self, number: u64, reason: &str, bytes: impl Read) -> std::io::Result<()> {
+        let file = self.open()?;
+        write!(file, "{{\"line\":{number},\"reason\":")?;
+        serde_json::to_writer(&mut *file, reason)?;
+        file.write_all(b",\"text\":\"")?;
+        let lossy = escape_json_text(bytes, file)?;
+        file.write_all(b"\"")?;
+        if lossy {
+            file.write_all(b",\"lossy\":true")?;
+        }
+        file.write_all(b"}\n")
+    }
+}
+
+/// Writes the UTF-8 text read from `bytes` as the inside of a JSON string, a block at a
+/// time; invalid bytes become U+FFFD. Returns whether any were.
+fn escape_json_text(mut bytes: impl Read, out: &mut impl Write) -> std::io::Result<bool> {
+    let mut buffer = vec![0u8; 1 << 16];
+    // Bytes of a character split by the block boundary, carried into the next block.
+    let mut carried = 0;
+    let mut lossy = false;
+    loop {
+        let read = bytes.read(&mut buffer[carried..])?;
+        let end = carried + read;
+        let mut block = &buffer[..end];
+        let mut rest_start = end;
+        loop {
+            match std::str::from_utf8(block) {
+                Ok(text) => {
+                    escape_into(text, out)?;
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = block.split_at(e.valid_up_to());
+                    escape_into(std::str::from_utf8(valid).unwrap_or_default(), out)?;
+                    match e.error_len() {
+                        Some(bad) => {
+                            lossy = true;
+                            out.write_all("\u{fffd}".as_bytes())?;
+                            block = &after[bad..];
+                        }
+                        // A character cut by the block's end: keep it for the next block,
+                        // unless there is no next block.
+                        None if read > 0 => {
+                            rest_start = end - after.len();
+                            break;
+                        }
+                        None => {
+                            lossy = true;
+                            out.write_all("\u{fffd}".as_bytes())?;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if read == 0 {
+            return Ok(lossy);
+        }
+        buffer.copy_within(rest_start..end, 0);
+        carried = end - rest_start;
+    }
+}
+
+/// Writes `text` escaped as JSON string content.
+fn escape_into(text: &str, out: &mut impl Write) -> std::io::Result<()> {
+    let json = serde_json::to_string(text)?;
+    // Without the quotes serde_json put around it.
+    out.write_all(&json.as_bytes()[1..json.len() - 1])
 }

@@ -59,6 +59,7 @@ pub fn resolve_inputs(paths: &[PathBuf], recursive: bool) -> Result<Vec<Input>> 
         }
         let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
         if !meta.is_dir() {
+            check_readable_kind(path, &meta)?;
             inputs.push(Input::File(path.clone()));
         } else if recursive {
             let before = inputs.len();
@@ -71,16 +72,49 @@ pub fn resolve_inputs(paths: &[PathBuf], recursive: bool) -> Result<Vec<Input>> 
             }
         } else {
             let file = path.join(METRICS_FILE_NAME);
-            if !file.is_file() {
-                return Err(Error::NoMetrics {
-                    path: path.clone(),
-                    hint: "it has no invocations.jsonl (use -r to search subdirectories)",
-                });
+            match fs::metadata(&file) {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(Error::NotAFile {
+                        path: file,
+                        kind: "a directory",
+                        hint: "a metrics directory holds invocations.jsonl as a file",
+                    });
+                }
+                Ok(meta) => check_readable_kind(&file, &meta)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::NoMetrics {
+                        path: path.clone(),
+                        hint: "it has no invocations.jsonl (use -r to search subdirectories)",
+                    });
+                }
+                Err(e) => return Err(Error::io("read", &file, e)),
             }
             inputs.push(Input::File(file));
         }
     }
     Ok(inputs)
+}
+
+/// Refuses what a reader must not open as a metrics file: a device never ends
+/// (`/dev/zero`) or is not data, a socket cannot be opened. Regular files and pipes (a
+/// shell's `<(…)`) are read.
+fn check_readable_kind(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = meta.file_type();
+    let kind = if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        return Ok(());
+    };
+    Err(Error::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+        hint: "give a metrics file, a metrics directory, or - for stdin",
+    })
 }
 
 fn find_metrics_files(dir: &Path, found: &mut Vec<Input>) -> Result<()> {
@@ -97,6 +131,8 @@ fn find_metrics_files(dir: &Path, found: &mut Vec<Input>) -> Result<()> {
         if kind.is_dir() {
             find_metrics_files(&path, found)?;
         } else if entry.file_name() == METRICS_FILE_NAME {
+            let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+            check_readable_kind(&path, &meta)?;
             found.push(Input::File(path));
         }
     }
@@ -189,6 +225,8 @@ pub struct MetricsScan {
     report: ScanReport,
     /// Per-record state kept in memory before spilling; `None`: the default, 8 MB.
     memory_budget: Option<usize>,
+    /// Keep records whose id was seen before (see [`keep_duplicates`](Self::keep_duplicates)).
+    keep_duplicates: bool,
 }
 
 impl MetricsScan {
@@ -206,6 +244,14 @@ impl MetricsScan {
     /// memory and more temporary-file traffic; the result is the same.
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Keeps every valid record, also those whose `invocationId` was seen before (no
+    /// de-duplication; [`ScanReport::duplicates`] stays 0). For files known to reuse ids
+    /// on purpose, or to see what de-duplication changes.
+    pub fn keep_duplicates(mut self) -> Self {
+        self.keep_duplicates = true;
         self
     }
 
@@ -241,7 +287,7 @@ impl MetricsScan {
         let stats = visit_records(
             BufReader::with_capacity(READ_BUFFER_BYTES, reader),
             |_, metric| {
-                if !self.seen.insert(id_hash(&metric.invocation_id)) {
+                if !self.keep_duplicates && !self.seen.insert(id_hash(&metric.invocation_id)) {
                     self.report.duplicates += 1;
                 } else if !self.filter.matches(metric) {
                     self.report.filtered_out += 1;
@@ -315,7 +361,9 @@ impl MetricsScan {
     ) -> Result<F> {
         let new_chunk = Arc::new(new_chunk);
         let mut first = new_total();
-        let mut dedup = if inputs.contains(&Input::Stdin) {
+        let mut dedup = if self.keep_duplicates {
+            Dedup::Off
+        } else if inputs.contains(&Input::Stdin) {
             Dedup::InMemory
         } else {
             Dedup::Deferred {
@@ -472,6 +520,8 @@ impl MetricsScan {
 
 /// How [`MetricsScan::aggregate_inputs`] tells repeated ids.
 enum Dedup<'a> {
+    /// Keep every record.
+    Off,
     /// Remember every id hash in the scan's set; repeats are known at once.
     InMemory,
     /// First pass: log `(id hash, position)` of every valid record; repeats are found later.
@@ -490,6 +540,7 @@ impl Dedup<'_> {
     /// For each of a chunk's records, in file order, whether it repeats an earlier id.
     fn repeats(&mut self, hashes: &[u64], seen: &mut HashSet<u64, IdentityBuild>) -> Vec<bool> {
         match self {
+            Self::Off => vec![false; hashes.len()],
             Self::InMemory => hashes.iter().map(|h| !seen.insert(*h)).collect(),
             Self::Deferred { ids, next_index } => {
                 for hash in hashes {

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::hashing::FastHash;
+use crate::hashing::{FastHash, hash64};
 use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
 
 /// Records in the order they were added.
@@ -118,6 +118,36 @@ impl Texts {
     fn get(&self, text: Text) -> Option<&str> {
         let block = self.blocks.get(text.block as usize)?;
         block.get(text.start as usize..text.start as usize + text.len as usize)
+    }
+}
+
+/// The ids a collector has taken, to refuse a second record with the same id: a 64-bit hash
+/// of each id and the position of its record, confirmed against the record's own id when
+/// the records are kept (ids whose hashes collide go to a small exact set).
+#[derive(Debug, Default)]
+pub(crate) struct IdIndex {
+    positions: HashMap<u64, usize, FastHash>,
+    collided: HashSet<Box<str>, FastHash>,
+}
+
+impl IdIndex {
+    /// Takes `id` for the record at `position`; `false` if it was taken before. With
+    /// `records` (the store the positions point into) the answer is exact; without, a
+    /// 64-bit hash equal to an earlier id's counts as that id (two different ids collide
+    /// with probability about 2^-64 per pair).
+    pub fn insert(&mut self, id: &str, position: usize, records: Option<&RecordStore>) -> bool {
+        match self.positions.entry(hash64(id)) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(position);
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(entry) => match records {
+                Some(records) if records.id(*entry.get()) != Some(id) => {
+                    self.collided.insert(Box::from(id))
+                }
+                _ => false,
+            },
+        }
     }
 }
 
@@ -246,6 +276,11 @@ impl RecordStore {
             stored.task_id = moved(stored.task_id);
             self.records.push(stored);
         }
+    }
+
+    /// The id of the record at `position`.
+    pub fn id(&self, position: usize) -> Option<&str> {
+        self.ids.get(self.records.get(position)?.invocation_id)
     }
 
     /// Every record's id, in order.

@@ -35,7 +35,8 @@ fn dev_full_fails_flush_and_close_and_keeps_memory() {
 
     // The fault never clears here, so closing reports the records it could not write.
     let err = collector.close().unwrap_err();
-    assert!(matches!(err, Error::Write { pending: 10, .. }), "{err}");
+    assert!(matches!(err, Error::Unwritten { pending: 10, .. }), "{err}");
+    assert!(!err.to_string().contains("retrying"), "{err}");
 }
 
 /// Flushers asleep when the write fails are all woken with the error, under every policy:

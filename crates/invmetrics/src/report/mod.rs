@@ -12,9 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    AggregateOptions, GroupSummary, RecordFilter, write_file_atomically, write_file_atomically_with,
+    AggregateOptions, GroupSummary, Input, RecordFilter, resolve_inputs, write_file_atomically,
+    write_file_atomically_with,
 };
 
+use crate::UsageError;
 use crate::args::{InputArgs, ReportArgs, ReportFormat};
 use crate::input;
 use data::{FirstPass, ReportData};
@@ -23,7 +25,11 @@ use data::{FirstPass, ReportData};
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     let options = args.aggregate.options();
     let to_stdout = args.output.as_os_str() == "-";
-    match args.format() {
+    let format = args.format()?;
+    if !to_stdout {
+        refuse_overwriting_an_input(&args.input, &args.output)?;
+    }
+    match format {
         ReportFormat::Json => {
             // Streamed: the records go from the input to the output one by one.
             if to_stdout {
@@ -53,6 +59,29 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
         eprintln!("wrote {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses an output file that is one of the inputs (the same file, also through a link or
+/// another path): writing the report would replace the metrics it reads.
+fn refuse_overwriting_an_input(inputs: &InputArgs, output: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(output) else {
+        return Ok(()); // A file that does not exist yet is no input.
+    };
+    for input in resolve_inputs(&inputs.paths, inputs.recursive)? {
+        if let Input::File(path) = &input
+            && let Ok(meta) = std::fs::metadata(path)
+            && (meta.dev(), meta.ino()) == (target.dev(), target.ino())
+        {
+            return Err(UsageError(format!(
+                "the output {} is the input {}: writing the report would destroy the metrics; choose another -o",
+                output.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// What the HTML and Markdown reports show, in bounded memory: one pass over the inputs,
@@ -86,6 +115,7 @@ pub fn write_html_of(metrics: &Path, path: &Path) -> Result<()> {
     let input = InputArgs {
         paths: vec![metrics.to_path_buf()],
         recursive: false,
+        no_dedup: false,
     };
     let data = gather(
         &input,

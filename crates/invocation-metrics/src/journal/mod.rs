@@ -26,4 +26,4 @@ pub(crate) use reader::{READ_BUFFER_BYTES, visit_records};
 pub use recovery::TailRepair;
 pub(crate) use recovery::{open_for_append, repair_tail};
 pub use writer::Durability;
-pub(crate) use writer::Journal;
+pub(crate) use writer::{Journal, JournalState};

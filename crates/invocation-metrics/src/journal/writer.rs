@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::bus::{FleetEvent, FleetEventBus};
 use crate::error::Error;
+use crate::error::ValidationError;
 use crate::record::InvocationMetric;
-use crate::store::RecordStore;
+use crate::store::{IdIndex, RecordStore};
 
 /// When the metrics file is synced to stable storage, like Redis's `appendfsync`.
 ///
@@ -42,6 +43,41 @@ impl Default for Durability {
     }
 }
 
+/// Most bytes the writer hands to one `write` call: a backlog is written in runs of whole
+/// lines of about this size, so that a disk with a little free space takes what fits.
+const WRITE_RUN_BYTES: usize = 1 << 20;
+
+/// Writes `batch` (whole lines) in runs of whole lines of about [`WRITE_RUN_BYTES`]. Returns
+/// how many bytes of whole runs were written, and the first error.
+fn write_in_runs(file: &mut File, batch: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    while done < batch.len() {
+        let rest = &batch[done..];
+        let run = if rest.len() <= WRITE_RUN_BYTES {
+            rest.len()
+        } else {
+            // Up to and including the first newline at or past the run's size.
+            memchr::memchr(b'\n', &rest[WRITE_RUN_BYTES - 1..])
+                .map_or(rest.len(), |i| WRITE_RUN_BYTES + i)
+        };
+        if let Err(e) = file.write_all(&rest[..run]) {
+            return (done, Err(e));
+        }
+        done += run;
+    }
+    (done, Ok(()))
+}
+
+/// The error for a second record with the id `id`.
+pub(crate) fn duplicate_id(id: &str) -> Error {
+    Error::Invalid(ValidationError::new(
+        "invocationId",
+        format!(
+            "{id:?} was already recorded; every invocation needs its own id (a retry is a new invocation with attempt + 1)"
+        ),
+    ))
+}
+
 /// First wait before retrying a failed write; doubles up to [`MAX_RETRY_BACKOFF`].
 const INITIAL_RETRY_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
@@ -54,8 +90,15 @@ const MAX_GATHER: Duration = Duration::from_millis(2);
 /// the in-memory order and the file order are the same.
 #[derive(Debug, Default)]
 pub(crate) struct JournalState {
-    /// Every record in memory (recorded here or loaded from disk), in order.
+    /// Every record in memory (recorded here or loaded from disk), in order; empty when
+    /// the collector keeps only the aggregate.
     pub records: RecordStore,
+    /// Whether `records` keeps the records (else only their ids are indexed).
+    pub keep_records: bool,
+    /// Records taken, kept or not: the collector's count.
+    pub count: usize,
+    /// The ids of those records.
+    pub ids: IdIndex,
     /// Lines recorded but not yet handed to the writer.
     queue: Vec<u8>,
     queued: u64,
@@ -108,13 +151,20 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    pub fn new(path: PathBuf, durability: Durability, bus: FleetEventBus, file_len: u64) -> Self {
+    pub fn new(
+        path: PathBuf,
+        durability: Durability,
+        bus: FleetEventBus,
+        file_len: u64,
+        keep_records: bool,
+    ) -> Self {
         Self {
             path,
             durability,
             bus,
             state: Mutex::new(JournalState {
                 file_len,
+                keep_records,
                 writer_alive: true,
                 ..JournalState::default()
             }),
@@ -132,19 +182,44 @@ impl Journal {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `metric` to memory and its `line` (newline included) to the write queue, and
-    /// publishes the event — all under the lock, so every order agrees.
-    pub fn append(&self, metric: InvocationMetric, line: &[u8]) {
+    /// Appends `metric` to memory and its `line` (newline included) to the write queue,
+    /// calls `on_accept` with it, and publishes the event — all under the lock, so every
+    /// order agrees. Refuses, changing nothing, a metric whose id was taken before.
+    pub fn append(
+        &self,
+        metric: InvocationMetric,
+        line: &[u8],
+        on_accept: impl FnOnce(&InvocationMetric),
+    ) -> Result<(), Error> {
         let mut state = self.lock();
+        let JournalState {
+            ids,
+            records,
+            keep_records,
+            count,
+            ..
+        } = &mut *state;
+        if !ids.insert(
+            &metric.invocation_id,
+            *count,
+            keep_records.then_some(&*records),
+        ) {
+            return Err(duplicate_id(&metric.invocation_id));
+        }
+        *count += 1;
+        if *keep_records {
+            records.push(&metric);
+        }
+        on_accept(&metric);
         state.queue.extend_from_slice(line);
         state.queued += 1;
         state.recorded += 1;
-        state.records.push(&metric);
         if self.bus.has_subscribers() {
             self.bus
                 .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
         }
         self.nudge_writer(&mut state);
+        Ok(())
     }
 
     /// Wakes the writer if it waits.
@@ -167,7 +242,7 @@ impl Journal {
     /// the policy. Returns how many records were in memory at the call.
     pub fn sync(&self) -> Result<usize, Error> {
         let state = self.lock();
-        let (count, target) = (state.records.len(), state.recorded);
+        let (count, target) = (state.count, state.recorded);
         self.wait(state, target, true).map(|()| count)
     }
 
@@ -231,8 +306,8 @@ impl Journal {
         }
     }
 
-    /// Asks the writer to finish and waits for it up to `deadline`. Returns an error if
-    /// records were still unwritten when it stopped.
+    /// Asks the writer to finish and waits for it up to `deadline`. Returns
+    /// [`Error::Unwritten`] if records were still unwritten when it stopped.
     pub fn shut_down(&self, deadline: Option<Instant>) -> Result<(), Error> {
         let mut state = self.lock();
         state.shutdown = true;
@@ -253,17 +328,14 @@ impl Journal {
             };
         }
         let pending = state.recorded - state.written;
-        match state.error.clone() {
-            Some(source) if pending > 0 => Err(Error::Write {
-                path: self.path.clone(),
-                pending,
-                source,
-            }),
-            _ if pending > 0 => Err(Error::WriterStopped {
-                path: self.path.clone(),
-            }),
-            _ => Ok(()),
+        if pending == 0 {
+            return Ok(());
         }
+        Err(Error::Unwritten {
+            path: self.path.clone(),
+            pending,
+            source: state.error.clone(),
+        })
     }
 
     /// Whether the writer thread has left its loop (it is about to exit).
@@ -321,20 +393,29 @@ impl Journal {
                 let count = std::mem::take(&mut state.queued);
                 let start_len = state.file_len;
                 drop(state);
-                let result = file.write_all(&batch);
+                let (done, result) = write_in_runs(&mut file, &batch);
                 if result.is_err() {
                     // Cut back a partial line so the retry starts on a line boundary.
-                    let _ = file.set_len(start_len);
+                    let _ = file.set_len(start_len + done as u64);
                 }
                 state = self.lock();
+                // Whole runs that made it count even when a later one failed: as space
+                // frees on a full disk, the backlog drains a run at a time.
+                let done_records = if result.is_ok() {
+                    count
+                } else {
+                    memchr::memchr_iter(b'\n', &batch[..done]).count() as u64
+                };
+                if done > 0 {
+                    state.written += done_records;
+                    state.file_len += done as u64;
+                    if self.durability != Durability::Always {
+                        let written = state.written;
+                        self.acknowledge(&mut state, false, written, &mut woken);
+                    }
+                }
                 match result {
                     Ok(()) => {
-                        state.written += count;
-                        state.file_len += batch.len() as u64;
-                        if self.durability != Durability::Always {
-                            let written = state.written;
-                            self.acknowledge(&mut state, false, written, &mut woken);
-                        }
                         spare = batch;
                         retry_at = None;
                         backoff = INITIAL_RETRY_BACKOFF;
@@ -346,10 +427,10 @@ impl Journal {
                         }
                     }
                     Err(e) => {
-                        let mut requeued = batch;
+                        let mut requeued = batch[done..].to_vec();
                         requeued.extend_from_slice(&state.queue);
                         spare = std::mem::replace(&mut state.queue, requeued);
-                        state.queued += count;
+                        state.queued += count - done_records;
                         if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
                             break;
                         }
@@ -455,7 +536,11 @@ impl Journal {
         woken: &mut Vec<Thread>,
     ) -> bool {
         let pending = state.recorded - state.written;
-        tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics; keeping them in memory and retrying");
+        if state.shutdown {
+            tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics while closing; giving up on them");
+        } else {
+            tracing::warn!(path = %self.path.display(), pending, error = %e, "cannot write metrics; keeping them in memory and retrying");
+        }
         self.bus.publish(FleetEvent::WriteFailed {
             path: self.path.clone(),
             pending,
