@@ -277,7 +277,11 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result
     }
 }
 
-/// Parses `500ms`, `1s`, `30s`, `5m`, `1h`, `1d`.
+/// Longest duration a flag takes: ten years, as long as a record may last (longer buckets
+/// or flush periods mean nothing, and past 2^64 ms they cannot even be added up).
+const MAX_FLAG_DURATION_MS: u64 = invocation_metrics::MAX_DURATION_MS;
+
+/// Parses `500ms`, `1s`, `30s`, `5m`, `1h`, `1d`, up to ten years.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
@@ -298,8 +302,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     match n.checked_mul(ms) {
         Some(0) => Err("must be more than zero".into()),
-        Some(total) => Ok(Duration::from_millis(total)),
-        None => Err(format!("{s:?} is too long")),
+        Some(total) if total <= MAX_FLAG_DURATION_MS => Ok(Duration::from_millis(total)),
+        _ => Err(format!("{s:?} is too long: at most 3652d (ten years)")),
     }
 }
 
@@ -319,6 +323,16 @@ mod tests {
         assert!(parse_duration("1w").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_duration("3652d"),
+            Ok(Duration::from_secs(3652 * 86_400))
+        );
+        assert!(
+            parse_duration("18446744073709551615ms")
+                .unwrap_err()
+                .contains("at most 3652d")
+        );
+        assert!(parse_duration("99999999d").is_err());
     }
 
     #[test]

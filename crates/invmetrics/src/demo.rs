@@ -139,18 +139,22 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     if !metrics.exists() {
         return Ok(());
     }
-    let checkpoints = CheckpointStore::new(dir.join("checkpoint"))?;
+    // Only looked at when it exists: a refused run must leave the directory as it was.
+    let checkpoint_dir = dir.join("checkpoint");
+    let checkpoints = match checkpoint_dir.is_dir() {
+        true => Some(CheckpointStore::new(&checkpoint_dir)?),
+        false => None,
+    };
     let from_demo = checkpoints
-        .load()
-        .ok()
-        .flatten()
+        .as_ref()
+        .and_then(|store| store.load().ok().flatten())
         .is_some_and(|c| c.other.get("demo") == Some(&true.into()));
-    if !from_demo {
+    let Some(checkpoints) = checkpoints.filter(|_| from_demo) else {
         bail!(
             "{} already holds metrics the demo did not write; give the demo another directory",
             dir.display()
         );
-    }
+    };
     fs::remove_file(&metrics).with_context(|| format!("cannot remove {}", metrics.display()))?;
     let _ = fs::remove_file(checkpoints.path());
     Ok(())

@@ -68,12 +68,14 @@ pub fn count(n: u64) -> String {
 /// Makes a string from the data safe for a terminal: control characters (ANSI escape
 /// sequences included) are shown as `\u{..}` escapes.
 pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    // (Bidirectional controls are escaped too: see `is_bidi_control`.)
     shorten_for_terminal(s, usize::MAX)
 }
 
 /// Like [`terminal_safe`], also cutting names longer than `max_chars` (table cells).
 pub fn shorten_for_terminal(s: &str, max_chars: usize) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) && s.chars().count() <= max_chars {
+    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
+    if !s.chars().any(unsafe_char) && s.chars().count() <= max_chars {
         return Cow::Borrowed(s);
     }
     let mut out = String::new();
@@ -82,13 +84,38 @@ pub fn shorten_for_terminal(s: &str, max_chars: usize) -> Cow<'_, str> {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if unsafe_char(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Unicode's bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its kin): invisible,
+/// they reorder the text around them, so a name holding one can make a report read
+/// differently from what it says ("Trojan Source").
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every bidirectional control shown as its escape (`\u{202e}`) instead of
+/// acting on the text around it. Reports run it over the whole page: their own text never
+/// holds one.
+pub fn neutralize_bidi(text: String) -> String {
+    if !text.chars().any(is_bidi_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -126,5 +153,13 @@ mod tests {
         );
         assert_eq!(terminal_safe(&"x".repeat(500)).chars().count(), 500);
         assert!(matches!(terminal_safe("coder"), Cow::Borrowed(_)));
+        assert_eq!(
+            terminal_safe("admin\u{202e}txt.exe"),
+            "admin\\u{202e}txt.exe"
+        );
+        assert_eq!(
+            neutralize_bidi("<td>a\u{2067}b</td>".into()),
+            "<td>a\\u{2067}b</td>"
+        );
     }
 }

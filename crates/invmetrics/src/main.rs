@@ -24,8 +24,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("INVMETRICS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .without_time()
-        .with_target(false)
+        .with_ansi(false)
+        .event_format(PlainEvents)
         .init();
 
     match run(cli) {
@@ -38,8 +38,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// The library's log events in the CLI's own style, without colour: `warning: <message>
+/// key=value…`, like the `warning:` and `note:` lines the commands print themselves.
+struct PlainEvents;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PlainEvents
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "note",
+            _ => "debug",
+        };
+        write!(writer, "{prefix}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 /// The error and its causes on one line, like `{:#}`, leaving out a cause whose text the
-/// message already ends with: the library's I/O errors name the operating system's error
+/// message already holds: the library's I/O errors name the operating system's error
 /// themselves (for callers who print only the top error) and return it as their source too.
 fn describe(err: &anyhow::Error) -> String {
     let mut line = String::new();
@@ -47,7 +74,7 @@ fn describe(err: &anyhow::Error) -> String {
         let text = cause.to_string();
         if line.is_empty() {
             line = text;
-        } else if !line.ends_with(&text) {
+        } else if !line.contains(&text) {
             line.push_str(": ");
             line.push_str(&text);
         }

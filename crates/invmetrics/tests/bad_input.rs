@@ -188,7 +188,7 @@ fn an_absurd_duration_widens_the_buckets_instead_of_exhausting_memory() {
         &file,
         format!(
             "{}\n{}\n",
-            line("long", 18_000_000_000_000),
+            line("long", invocation_metrics::MAX_DURATION_MS),
             line("short", 1000)
         ),
     )
@@ -201,9 +201,10 @@ fn an_absurd_duration_widens_the_buckets_instead_of_exhausting_memory() {
         "1ms",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("used 180000099 ms buckets"), "{stderr}");
     let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(aggregate["bucketWidthMs"], 180_000_099);
+    let width = aggregate["bucketWidthMs"].as_u64().unwrap();
+    assert!(stderr.contains(&format!("used {width} ms buckets")), "{stderr}");
+    assert!(width > 1_000_000, "{width}");
     assert_eq!(aggregate["peakParallelInvocations"], 2);
     let buckets = aggregate["parallelismOverTime"].as_array().unwrap().len();
     assert!((1..=100_000).contains(&buckets), "{buckets} buckets");

@@ -254,3 +254,33 @@ fn repair_refuses_a_named_pipe() {
         .collect();
     assert_eq!(names, ["invocations.jsonl"], "nothing renamed or created");
 }
+
+/// A byte order mark starts a file harmlessly; at the start of a later line it is damage
+/// (it was accepted there before). Checked through the parallel chunked reader `check` uses.
+#[test]
+fn a_byte_order_mark_is_accepted_only_at_the_start_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.jsonl");
+    let small = fs::read(common::fixtures().join("small.jsonl")).unwrap();
+    let bom = "\u{feff}".as_bytes();
+    fs::write(&path, [bom, &small[..]].concat()).unwrap();
+    let (code, stdout, _) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+
+    let third_line = small
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    let mid = [&small[..third_line], bom, &small[third_line..]].concat();
+    fs::write(&path, mid).unwrap();
+    let (code, stdout, _) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("bom.jsonl:3: a byte order mark"),
+        "{stdout}"
+    );
+}

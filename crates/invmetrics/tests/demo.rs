@@ -75,4 +75,35 @@ fn demo_refuses_a_directory_with_foreign_metrics() {
         fs::read(dir.path().join("invocations.jsonl")).unwrap(),
         fs::read(common::fixtures().join("small.jsonl")).unwrap()
     );
+    assert!(
+        !dir.path().join("checkpoint").exists(),
+        "a refused run leaves nothing behind"
+    );
+}
+
+/// Regression: runs with different seeds shared ids, so reading them together
+/// (`summary -r`) silently kept fewer than half of the records.
+#[test]
+fn runs_read_together_share_no_id() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in ["1", "2", "1"] {
+        let run_dir = dir
+            .path()
+            .join(format!("run-{}", fs::read_dir(dir.path()).unwrap().count()));
+        let (code, _, stderr) = run(&[
+            "demo",
+            run_dir.to_str().unwrap(),
+            "--records",
+            "300",
+            "--seed",
+            seed,
+            "--no-report",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, stderr) = run(&["summary", "-r", dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("appeared earlier"), "{stderr}");
+    let agg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(agg["totalInvocations"], 900);
 }

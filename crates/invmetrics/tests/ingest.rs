@@ -128,6 +128,23 @@ fn ingest_exits_after_the_final_flush_not_a_period_later() {
     assert_eq!(last["acked"], 10, "{stdout}");
 }
 
+/// A plain file where the metrics directory should be is named as such (it said "File
+/// exists").
+#[test]
+fn ingest_into_a_plain_file_says_it_needs_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.jsonl");
+    std::fs::write(&file, b"").unwrap();
+    let (code, _, stderr) = common::run(&["ingest", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "metrics.jsonl is a file, not a directory; a collector records into a metrics directory"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn ingest_into_a_locked_directory_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,4 +152,30 @@ fn ingest_into_a_locked_directory_fails_clearly() {
     let (code, _, stderr) = common::run(&["ingest", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("locked by another collector"), "{stderr}");
+}
+
+/// A disk that stays full: the log lines are plain text in the CLI's style (no colour
+/// codes when stderr is not a terminal), and the final error says the records are not in
+/// the file — not that they are being retried — naming the operating system's error once.
+#[test]
+fn a_full_disk_ends_with_a_plain_honest_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("invocations.jsonl")).unwrap();
+    let line = std::fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap();
+    let (code, _, stderr) = common::run_with_stdin(&["ingest", dir.path().to_str().unwrap()], line);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes: {stderr:?}");
+    assert!(
+        stderr.lines().all(|l| ["warning: ", "error: ", "note: "]
+            .iter()
+            .any(|p| l.starts_with(p))),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: 10 record(s) could not be written"),
+        "{last}"
+    );
+    assert!(!last.contains("retrying"), "{last}");
+    assert_eq!(last.matches("os error").count(), 1, "{last}");
 }

@@ -333,3 +333,28 @@ fn the_json_report_is_the_same_written_in_parallel_or_in_order() {
         "records in file order"
     );
 }
+
+/// Regression: a right-to-left override (U+202E) and its kin in a name reached the
+/// terminal, Markdown and HTML raw, reordering the text around them. Each output shows
+/// them as escapes instead.
+#[test]
+fn bidirectional_controls_are_shown_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bidi.jsonl");
+    let content = String::from_utf8(common::fixture("small.jsonl"))
+        .unwrap()
+        .replace("\"planner\"", "\"plan\u{202e}renn\u{2066}x\"");
+    std::fs::write(&input, content).unwrap();
+    let input = input.to_str().unwrap();
+    let bidi = ['\u{202e}', '\u{2066}'];
+    let (code, tables, _) = run(&["summary", input]);
+    assert_eq!(code, 0);
+    for format in ["md", "html"] {
+        let (code, page, stderr) = run(&["report", input, "-o", "-", "--format", format]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(!page.contains(bidi), "{format}: a control reached the page");
+        assert!(page.contains("plan\\u{202e}renn\\u{2066}x"), "{format}");
+    }
+    assert!(!tables.contains(bidi), "a control reached the terminal");
+    assert!(tables.contains("plan\\u{202e}renn\\u{2066}x"), "{tables}");
+}

@@ -13,7 +13,7 @@ use crate::bus::{FleetEventBus, Subscription};
 use crate::checkpoint::{CheckpointState, CheckpointStore};
 use crate::error::{Error, Result, ValidationError};
 use crate::journal::{
-    Chunk, Durability, Journal, JournalState, LineProblem, TailRepair, open_for_append,
+    Chunk, Durability, InputStart, Journal, JournalState, LineProblem, TailRepair, open_for_append,
     parse_chunks, repair_tail, visit_records,
 };
 use crate::parse::MAX_LINE_BYTES;
@@ -91,6 +91,15 @@ impl CollectorBuilder {
     /// the writer.
     pub fn open(self) -> Result<InvocationMetricsCollector> {
         let dir = self.dir;
+        if let Ok(meta) = fs::metadata(&dir)
+            && !meta.is_dir()
+        {
+            return Err(Error::NotAFile {
+                path: dir,
+                kind: crate::repair::file_kind(&meta),
+                hint: "not a directory; a collector records into a metrics directory (the one that holds invocations.jsonl)",
+            });
+        }
         fs::create_dir_all(&dir).map_err(|e| Error::io("create metrics directory", &dir, e))?;
 
         let lock = lock_directory(&dir)?;
@@ -412,6 +421,7 @@ impl InvocationMetricsCollector {
                         // Reading a slice cannot fail.
                         let _ = visit_records(
                             &bytes[..],
+                            InputStart::No,
                             |_, m| {
                                 loaded.records.push(m);
                                 loaded.aggregate.add(m);

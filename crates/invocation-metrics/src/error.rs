@@ -102,13 +102,13 @@ pub enum Error {
 
     /// A path given as a metrics file is something that cannot be one: a directory where a
     /// file is needed, a device (`/dev/zero` would be read forever), a socket.
-    #[error("{} is {kind}, not a metrics file; {hint}", path.display())]
+    #[error("{} is {kind}, {hint}", path.display())]
     NotAFile {
         /// The path given (or found).
         path: PathBuf,
         /// What it is, e.g. "a character device".
         kind: &'static str,
-        /// What to give instead.
+        /// What it is not, and what to give instead.
         hint: &'static str,
     },
 

@@ -116,7 +116,7 @@ pub use journal::{
     Durability, LineProblem, RawLine, ReadStats, TailRepair, for_each_line, is_blank, read_records,
 };
 pub use parse::{Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_with_dialect};
-pub use record::{InvocationMetric, Timestamp};
+pub use record::{InvocationMetric, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
 pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};
 pub use source::{

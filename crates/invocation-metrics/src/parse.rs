@@ -36,9 +36,12 @@ pub enum LineError {
 ///
 /// | dialect | recognised by | mapping |
 /// |---|---|---|
-/// | native | the seed's names | as is |
+/// | native | every required seed field (whatever else the line carries), or no other dialect's fields | as is |
 /// | framework (older) | `agentType`, `tokensTotal` or `costUsd` | `agentType`→agent, `attemptNumber`→attempt, `tokensTotal`→tokens, `tokensPrompt`/`tokensCompletion`→input/outputTokens, `costUsd`→cost, `status` ("success" / "failed" / "cancelled")→success, `startTime`→timestamp, `routingTier`→tier |
-/// | launcher | `duration` or `startTime` without `agentType` | `duration`→durationMs, `startTime`→timestamp (its own `timestamp` is the completion time, used only when `startTime` is absent: start = completion − duration), `exitCode` may be null, `status` may also be "timed-out", `attemptNumber`→attempt (absent = 1), `cost` absent = 0 |
+/// | launcher | `duration` without `durationMs` (and no framework field) | `duration`→durationMs, `startTime`→timestamp (its own `timestamp` is the completion time, used only when `startTime` is absent: start = completion − duration), `exitCode` may be null, `status` may also be "timed-out", `attemptNumber`→attempt (absent = 1), `cost` absent = 0 |
+///
+/// A seed field that is present always wins over another dialect's name for it (`timestamp`
+/// over `startTime` in the framework form, `agent` over `agentType`, …).
 ///
 /// Where a dialect has no field for a native one: `exitCode` absent or null becomes 0 for a
 /// success and -1 otherwise; `outputParsed` absent becomes false; `tokens` absent in the
@@ -99,12 +102,29 @@ struct RawLine<'a> {
 }
 
 impl RawLine<'_> {
+    /// The dialect whose required fields the line has. A line with every native field is
+    /// native whatever else it carries: another dialect's field never overrides a seed
+    /// field that is present.
     fn dialect(&self) -> Dialect {
-        if self.agent_type.is_some() || self.tokens_total.is_some() || self.cost_usd.is_some() {
-            Dialect::Framework
-        } else if (self.duration.is_some() && self.duration_ms.is_none())
-            || self.start_time.is_some()
+        let native = self.invocation_id.is_some()
+            && self.agent.is_some()
+            && self.phase.is_some()
+            && self.duration_ms.is_some()
+            && self.tokens.is_some()
+            && self.cost.is_some()
+            && self.exit_code.is_some()
+            && self.success.is_some()
+            && self.attempt.is_some()
+            && self.output_parsed.is_some()
+            && self.timestamp.is_some();
+        if native {
+            Dialect::Native
+        } else if self.agent_type.is_some()
+            || self.tokens_total.is_some()
+            || self.cost_usd.is_some()
         {
+            Dialect::Framework
+        } else if self.duration.is_some() && self.duration_ms.is_none() {
             Dialect::Launcher
         } else {
             Dialect::Native
@@ -143,9 +163,6 @@ pub(crate) fn parse_line_into(
     into: &mut InvocationMetric,
 ) -> Result<Dialect, LineError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // A UTF-8 byte order mark, which some Windows tools put at the start of a file (and so
-    // of its first line), is not JSON; it is also not damage.
-    let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong {
             len: line.len() as u64,
@@ -156,6 +173,14 @@ pub(crate) fn parse_line_into(
         return Ok(Dialect::Native);
     }
     let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, e))?;
+    // serde skips unknown fields without looking at their bytes: check the whole line, so
+    // that no invalid UTF-8 is accepted anywhere in it.
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(LineError::Json(format!(
+            "invalid UTF-8 at byte {} of the line",
+            e.valid_up_to() + 1
+        )));
+    }
     let dialect = raw.dialect();
     *into = normalize(raw, dialect)?;
     into.validate()?;
@@ -198,9 +223,10 @@ fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, Val
 
     let timestamp = match dialect {
         Dialect::Native => required(raw.timestamp, "timestamp")?.parse::<Timestamp>()?,
-        Dialect::Framework => match (raw.start_time, raw.timestamp) {
-            (Some(start), _) => parse_time(&start, "startTime")?,
-            (None, Some(t)) => t.parse()?,
+        // The seed's own field wins when both are there.
+        Dialect::Framework => match (raw.timestamp, raw.start_time) {
+            (Some(t), _) => t.parse()?,
+            (None, Some(start)) => parse_time(&start, "startTime")?,
             (None, None) => return Err(ValidationError::new("startTime", "is missing")),
         },
         Dialect::Launcher => match (raw.start_time, raw.timestamp) {
@@ -279,6 +305,28 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
     })
 }
 
+/// serde_json calls an unpaired *trailing* surrogate escape (`\udc00`) a "lone leading
+/// surrogate"; say which it is.
+fn name_surrogates(line: &[u8], e: serde_json::Error) -> String {
+    let message = e.to_string();
+    let column = e.column();
+    // The escape's hex digits end at the reported column.
+    let escape = column
+        .checked_sub(6)
+        .and_then(|start| line.get(start..column))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|b| b.strip_prefix("\\u"))
+        .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+    match escape {
+        Some(unit @ 0xdc00..=0xdfff) if message.contains("lone leading surrogate") => message
+            .replace(
+                "lone leading surrogate",
+                &format!("lone trailing surrogate \\u{unit:04x} (without a leading one before it)"),
+            ),
+        _ => message,
+    }
+}
+
 /// Turns a serde error into one that names the field, re-reading the line generically.
 /// Only runs for lines that already failed, so the happy path pays nothing for it.
 fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
@@ -295,7 +343,13 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
                     .into(),
             );
         }
-        Err(e) => return LineError::Json(format!("invalid JSON: {e}")),
+        Err(_) if line.starts_with("\u{feff}".as_bytes()) => {
+            return LineError::Json(
+                "a byte order mark (U+FEFF) starts this line; it belongs only at the start of a file"
+                    .into(),
+            );
+        }
+        Err(e) => return LineError::Json(format!("invalid JSON: {}", name_surrogates(line, e))),
     };
     let Some(object) = value.as_object() else {
         return LineError::Json(format!(
@@ -386,10 +440,59 @@ fn json_kind(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
+    /// Regressions: a byte order mark starting a line inside a file, and invalid UTF-8
+    /// inside a field no dialect knows, were accepted; an unpaired trailing surrogate was
+    /// called a leading one.
+    #[test]
+    fn a_bom_mid_file_invalid_utf8_anywhere_and_lone_surrogates_are_refused_clearly() {
+        let with_bom = [BOM_BYTES, NATIVE.as_bytes()].concat();
+        let error = parse_line(&with_bom).unwrap_err().to_string();
+        assert!(error.contains("byte order mark"), "{error}");
+
+        let unknown = NATIVE.replace("\"phase\"", "\"note\":\"\u{1}\",\"phase\"");
+        let mut bytes = unknown.into_bytes();
+        let at = bytes.iter().position(|b| *b == 1).unwrap();
+        bytes[at] = 0xff;
+        let error = parse_line(&bytes).unwrap_err().to_string();
+        assert!(error.contains("invalid UTF-8"), "{error}");
+
+        let lone = NATIVE.replace("\"a\"", r#""a\udc00""#);
+        let error = parse_line(lone.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("lone trailing surrogate \\udc00"), "{error}");
+        let lone = NATIVE.replace("\"a\"", r#""a\ud800""#);
+        let error = parse_line(lone.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("hex escape"), "{error}");
+    }
+
+    const BOM_BYTES: &[u8] = "\u{feff}".as_bytes();
+
+    /// Regression: a native record that also carried `startTime` was read as the launcher
+    /// form and its `timestamp` replaced.
+    #[test]
+    fn a_native_record_keeps_its_timestamp_whatever_else_it_carries() {
+        let line = br#"{"invocationId":"n1","agent":"coder","phase":1,"durationMs":5,"tokens":1,"cost":0,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z","startTime":"2020-01-01T00:00:00Z","duration":99,"agentType":"other","costUsd":7}"#;
+        let (metric, dialect) = parse_line_with_dialect(line).unwrap();
+        assert_eq!(dialect, Dialect::Native);
+        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00Z");
+        assert_eq!(
+            (metric.agent.as_str(), metric.duration_ms, metric.cost),
+            ("coder", 5, 0.0)
+        );
+    }
+
+    /// In the framework form, a `timestamp` that is present wins over `startTime`.
+    #[test]
+    fn a_framework_line_with_both_times_keeps_the_seed_field() {
+        let line = br#"{"invocationId":"f1","agentType":"coder","phase":2,"durationMs":40,"tokensTotal":30,"costUsd":0.25,"status":"failed","startTime":"2020-01-01T00:00:00Z","timestamp":"2026-11-25T10:00:00Z"}"#;
+        let (metric, dialect) = parse_line_with_dialect(line).unwrap();
+        assert_eq!(dialect, Dialect::Framework);
+        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00Z");
+    }
+
     const NATIVE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
 
     #[test]
-    fn native_lines_parse_and_crlf_and_a_byte_order_mark_are_tolerated() {
+    fn native_lines_parse_and_crlf_and_a_file_starting_with_a_byte_order_mark_are_tolerated() {
         let (m, d) = parse_line_with_dialect(format!("{NATIVE}\r").as_bytes()).unwrap();
         assert_eq!(d, Dialect::Native);
         assert_eq!(m.to_json_line(), NATIVE);
@@ -402,9 +505,25 @@ mod tests {
         let second_line: Vec<u8> = NATIVE.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let error = parse_line(&second_line).unwrap_err().to_string();
         assert!(error.contains("zero bytes"), "{error}");
-        let with_bom = [&[0xef, 0xbb, 0xbf][..], NATIVE.as_bytes(), b"\r"].concat();
-        let (m, d) = parse_line_with_dialect(&with_bom).unwrap();
-        assert_eq!((d, m.to_json_line()), (Dialect::Native, NATIVE.to_owned()));
+        // The mark is the file's, not the line's: readers leave it out of the first line
+        // only.
+        let file = [
+            BOM_BYTES,
+            NATIVE.as_bytes(),
+            b"\r\n",
+            BOM_BYTES,
+            NATIVE.as_bytes(),
+        ]
+        .concat();
+        let (mut records, mut problems) = (Vec::new(), Vec::new());
+        let stats =
+            crate::read_records(&file[..], |_, m| records.push(m), |p| problems.push(p.line))
+                .unwrap();
+        assert_eq!(
+            (records.len(), problems, stats.bytes),
+            (1, vec![2], file.len() as u64)
+        );
+        assert_eq!(records[0].to_json_line(), NATIVE);
     }
 
     #[test]

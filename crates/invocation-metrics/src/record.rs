@@ -5,6 +5,22 @@ use time::OffsetDateTime;
 
 use crate::error::ValidationError;
 
+/// Largest `cost` a record may carry, in USD. Costs are summed exactly in picodollars (a
+/// 128-bit integer): at this bound, more records than any file can hold still sum exactly.
+pub const MAX_COST_USD: f64 = 1e12;
+/// Largest token count (`tokens`, `inputTokens`, `outputTokens`, `cachedTokens`) a record
+/// may carry: ten billion, a thousand times the largest context windows. Sums are exact
+/// 64-bit integers up to 1.8 billion records at the bound.
+pub const MAX_TOKENS: u64 = 10_000_000_000;
+/// Longest `durationMs` a record may carry: ten years. Sums are exact 64-bit integers up to
+/// 58 million records at the bound.
+pub const MAX_DURATION_MS: u64 = 315_576_000_000;
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in Unix milliseconds: an invocation's
+/// start and end in UTC must lie between them, so every time in the aggregate prints as a
+/// four-digit-year RFC 3339 time.
+const MIN_TIME_MS: i64 = -62_167_219_200_000;
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// One agent invocation, as written to a line of `invocations.jsonl`.
 ///
 /// Field names on disk are camelCase, exactly those of the TypeScript framework family, so
@@ -142,8 +158,11 @@ impl InvocationMetric {
     }
 
     /// Checks the rules every stored record obeys: non-empty `invocationId` and `agent`,
-    /// `attempt >= 1`, and `cost` finite and not negative. (The timestamp is checked when it
-    /// is built: a [`Timestamp`] always carries an offset.)
+    /// `attempt >= 1`, `cost` finite, not negative and at most [`MAX_COST_USD`], token counts
+    /// at most [`MAX_TOKENS`], `durationMs` at most [`MAX_DURATION_MS`], and the invocation's
+    /// start and end (in UTC) within years 0000 to 9999 — so that every accepted record
+    /// gives exact sums and printable times in the aggregate. (A [`Timestamp`] always
+    /// carries an offset: that is checked when it is built.)
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.invocation_id.is_empty() {
             return Err(ValidationError::new("invocationId", "must not be empty"));
@@ -161,6 +180,50 @@ impl InvocationMetric {
             return Err(ValidationError::new(
                 "cost",
                 format!("must be a finite number >= 0, got {}", self.cost),
+            ));
+        }
+        if self.cost > MAX_COST_USD {
+            return Err(ValidationError::new(
+                "cost",
+                format!("must be at most {MAX_COST_USD:e} USD, got {:e}", self.cost),
+            ));
+        }
+        for (field, value) in [
+            ("tokens", Some(self.tokens)),
+            ("inputTokens", self.input_tokens),
+            ("outputTokens", self.output_tokens),
+            ("cachedTokens", self.cached_tokens),
+        ] {
+            if let Some(value) = value.filter(|v| *v > MAX_TOKENS) {
+                return Err(ValidationError::new(
+                    field,
+                    format!("must be at most {MAX_TOKENS}, got {value}"),
+                ));
+            }
+        }
+        if self.duration_ms > MAX_DURATION_MS {
+            return Err(ValidationError::new(
+                "durationMs",
+                format!(
+                    "must be at most {MAX_DURATION_MS} (ten years), got {}",
+                    self.duration_ms
+                ),
+            ));
+        }
+        let start = self.start_ms();
+        if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&start) {
+            return Err(ValidationError::new(
+                "timestamp",
+                format!(
+                    "{} is outside 0000-01-01T00:00:00Z..9999-12-31T23:59:59.999Z in UTC",
+                    self.timestamp
+                ),
+            ));
+        }
+        if self.end_ms() > MAX_TIME_MS {
+            return Err(ValidationError::new(
+                "durationMs",
+                "makes the invocation end after 9999-12-31T23:59:59.999Z",
             ));
         }
         Ok(())
@@ -316,6 +379,52 @@ mod tests {
             timestamp: "2026-11-25T10:00:00.123+02:00".parse().unwrap(),
             error_class: Some("rate-limit".into()),
         }
+    }
+
+    /// Regression: values the aggregate cannot represent exactly were accepted and then
+    /// capped (a cost of 1e308 summed to 1.7e26) or printed as nonsense (times past year
+    /// 9999, a year-0 start with a positive offset printed as year -1).
+    #[test]
+    fn values_past_what_the_aggregate_holds_exactly_are_refused_naming_the_bound() {
+        let refused = |change: &dyn Fn(&mut InvocationMetric)| {
+            let mut m = sample();
+            change(&mut m);
+            m.validate().unwrap_err()
+        };
+        let e = refused(&|m| m.cost = 1e308);
+        assert_eq!(e.field, "cost");
+        assert!(e.reason.contains("at most 1e12"), "{e}");
+        let e = refused(&|m| m.tokens = MAX_TOKENS + 1);
+        assert_eq!(e.field, "tokens");
+        assert!(e.reason.contains("at most 10000000000"), "{e}");
+        assert_eq!(
+            refused(&|m| m.cached_tokens = Some(u64::MAX)).field,
+            "cachedTokens"
+        );
+        assert_eq!(refused(&|m| m.duration_ms = u64::MAX).field, "durationMs");
+        let e = refused(&|m| m.timestamp = "9999-12-31T23:59:59.999-01:00".parse().unwrap());
+        assert_eq!(e.field, "timestamp");
+        assert!(e.reason.contains("outside 0000-01-01"), "{e}");
+        assert_eq!(
+            refused(&|m| m.timestamp = "0000-01-01T00:30:00+01:00".parse().unwrap()).field,
+            "timestamp"
+        );
+        let e = refused(&|m| {
+            m.timestamp = "9999-12-31T23:00:00Z".parse().unwrap();
+            m.duration_ms = 3_600_000;
+        });
+        assert_eq!(e.field, "durationMs");
+
+        // The bounds themselves are accepted.
+        let mut m = sample();
+        m.cost = MAX_COST_USD;
+        m.tokens = MAX_TOKENS;
+        m.duration_ms = 999;
+        m.timestamp = "9999-12-31T23:59:59Z".parse().unwrap();
+        m.validate().unwrap();
+        m.timestamp = "0000-01-01T00:00:00Z".parse().unwrap();
+        m.duration_ms = MAX_DURATION_MS;
+        m.validate().unwrap();
     }
 
     #[test]

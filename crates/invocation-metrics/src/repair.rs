@@ -83,7 +83,7 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
         return Err(Error::NotAFile {
             path,
             kind: file_kind(&meta),
-            hint: "repair rewrites a regular metrics file (a pipe or device has no lines to keep)",
+            hint: "not a metrics file; repair rewrites a regular file (a pipe or device has no lines to keep)",
         });
     }
     let dir = match path.parent() {
@@ -202,7 +202,9 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
 pub(crate) fn file_kind(meta: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let file_type = meta.file_type();
-    if file_type.is_dir() {
+    if file_type.is_file() {
+        "a file"
+    } else if file_type.is_dir() {
         "a directory"
     } else if file_type.is_fifo() {
         "a named pipe"

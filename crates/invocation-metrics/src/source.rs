@@ -13,7 +13,9 @@ use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
-use crate::journal::{Chunk, LineProblem, READ_BUFFER_BYTES, parse_chunks, visit_records};
+use crate::journal::{
+    Chunk, InputStart, LineProblem, READ_BUFFER_BYTES, parse_chunks, visit_records,
+};
 use crate::record::{InvocationMetric, Timestamp};
 
 /// One place records are read from.
@@ -77,7 +79,7 @@ pub fn resolve_inputs(paths: &[PathBuf], recursive: bool) -> Result<Vec<Input>> 
                     return Err(Error::NotAFile {
                         path: file,
                         kind: "a directory",
-                        hint: "a metrics directory holds invocations.jsonl as a file",
+                        hint: "not a metrics file; a metrics directory holds invocations.jsonl as a file",
                     });
                 }
                 Ok(meta) => check_readable_kind(&file, &meta)?,
@@ -113,7 +115,7 @@ fn check_readable_kind(path: &Path, meta: &fs::Metadata) -> Result<()> {
     Err(Error::NotAFile {
         path: path.to_path_buf(),
         kind,
-        hint: "give a metrics file, a metrics directory, or - for stdin",
+        hint: "not a metrics file; give a metrics file, a metrics directory, or - for stdin",
     })
 }
 
@@ -286,6 +288,7 @@ impl MetricsScan {
         };
         let stats = visit_records(
             BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+            InputStart::Yes,
             |_, metric| {
                 if !self.keep_duplicates && !self.seen.insert(id_hash(&metric.invocation_id)) {
                     self.report.duplicates += 1;
@@ -491,6 +494,7 @@ impl MetricsScan {
         let mut index = 0;
         let _ = visit_records(
             &chunk.bytes_read[..],
+            InputStart::No,
             |_, m| {
                 if !duplicates[index] {
                     if self.filter.matches(m) {
@@ -649,6 +653,7 @@ impl<F: RecordFold> ChunkResult<F> {
         // Reading a slice cannot fail.
         let _ = visit_records(
             &bytes[..],
+            InputStart::No,
             |_, m| {
                 let index = result.hashes.len() as u64;
                 result.hashes.push(id_hash(&m.invocation_id));

@@ -133,7 +133,7 @@ pub fn render(data: &ReportData) -> Result<String> {
             } }
         }
     };
-    Ok(page.into_string())
+    Ok(crate::format::neutralize_bidi(page.into_string()))
 }
 
 /// Most rows of a group table: the groups with the most invocations.

@@ -20,7 +20,7 @@ pub fn render(data: &ReportData) -> String {
     let mut md = String::new();
     // Writing to a String cannot fail.
     let _ = write_report(&mut md, data);
-    md
+    crate::format::neutralize_bidi(md)
 }
 
 fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {

@@ -7,7 +7,7 @@ use std::sync::{Arc, mpsc};
 
 use crate::parse::LineError;
 
-use super::LineProblem;
+use super::{BOM, LineProblem};
 
 /// Bytes handed to a parser at a time: big enough that merging a chunk's result is cheap,
 /// small enough that the few in flight cost little memory.
@@ -68,6 +68,7 @@ pub(crate) fn parse_chunks<T: Send + 'static>(
     let mut carry: Vec<u8> = Vec::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let in_flight_limit = rayon::current_num_threads() + 1;
+    let mut first = true;
     let send = |chunk: Chunk, in_flight: &mut VecDeque<_>| {
         let (tx, rx) = mpsc::sync_channel(1);
         let parse = Arc::clone(&parse);
@@ -84,6 +85,12 @@ pub(crate) fn parse_chunks<T: Send + 'static>(
         chunk.reserve_exact(CHUNK_BYTES.saturating_sub(chunk.len()));
         let wanted = CHUNK_BYTES.saturating_sub(chunk.len()) as u64;
         let eof = (&mut reader).take(wanted).read_to_end(&mut chunk)? < wanted as usize;
+        if std::mem::take(&mut first) && chunk.starts_with(BOM) {
+            // The byte order mark a file may start with reads as whitespace, so that the
+            // chunk keeps the file's length (offsets and second reads rely on it); chunk
+            // parsers, which cannot tell the first chunk, then refuse any other one.
+            chunk[..BOM.len()].fill(b' ');
+        }
         if !eof {
             match memchr::memrchr(b'\n', &chunk) {
                 Some(end) => {

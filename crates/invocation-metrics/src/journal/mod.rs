@@ -21,8 +21,8 @@ mod recovery;
 mod writer;
 
 pub(crate) use chunks::{Chunk, parse_chunks};
+pub(crate) use reader::{BOM, InputStart, READ_BUFFER_BYTES, visit_records};
 pub use reader::{LineProblem, RawLine, ReadStats, for_each_line, is_blank, read_records};
-pub(crate) use reader::{READ_BUFFER_BYTES, visit_records};
 pub use recovery::TailRepair;
 pub(crate) use recovery::{open_for_append, repair_tail};
 pub use writer::Durability;

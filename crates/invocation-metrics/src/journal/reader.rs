@@ -52,6 +52,7 @@ pub fn read_records<R: Read>(
 ) -> io::Result<ReadStats> {
     read_lines(
         BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+        InputStart::Yes,
         |number, bytes| {
             on_record(number, parse_line(bytes)?);
             Ok(())
@@ -66,12 +67,14 @@ pub fn read_records<R: Read>(
 /// through a buffer.
 pub(crate) fn visit_records<B: BufRead>(
     reader: B,
+    start: InputStart,
     mut on_record: impl FnMut(u64, &InvocationMetric),
     on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     let mut scratch = InvocationMetric::blank();
     read_lines(
         reader,
+        start,
         |number, bytes| {
             parse_line_into(bytes, &mut scratch)?;
             on_record(number, &scratch);
@@ -85,11 +88,12 @@ pub(crate) fn visit_records<B: BufRead>(
 /// on, or says why the line is not one.
 fn read_lines<B: BufRead>(
     reader: B,
+    start: InputStart,
     mut on_line: impl FnMut(u64, &[u8]) -> Result<(), LineError>,
     mut on_problem: impl FnMut(LineProblem),
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
-    let bytes = for_each_buffered_line(reader, |line| {
+    let bytes = for_each_buffered_line(reader, start, |line| {
         stats.lines = line.number;
         let handled = match line.bytes {
             Ok(bytes) if is_blank(bytes) => return,
@@ -131,9 +135,27 @@ pub struct RawLine<'a> {
 }
 
 /// Calls `visit` for every line of `reader` in bounded memory; returns the bytes read.
+///
+/// A UTF-8 byte order mark at the very start of the input (Windows tools write one) is
+/// left out of the first line; anywhere else it stays, and makes its line invalid.
 pub fn for_each_line<R: Read>(reader: R, visit: impl FnMut(RawLine<'_>)) -> io::Result<u64> {
-    for_each_buffered_line(BufReader::with_capacity(READ_BUFFER_BYTES, reader), visit)
+    for_each_buffered_line(
+        BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+        InputStart::Yes,
+        visit,
+    )
 }
+
+/// Whether a reader's input begins at the start of a file or stream (where a byte order
+/// mark is allowed) or somewhere inside one (a chunk after the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputStart {
+    Yes,
+    No,
+}
+
+/// The UTF-8 byte order mark.
+pub(crate) const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// How much of a file is read per system call.
 pub(crate) const READ_BUFFER_BYTES: usize = 1 << 16;
@@ -142,8 +164,18 @@ pub(crate) const READ_BUFFER_BYTES: usize = 1 << 16;
 /// unless they straddle two of its buffers.
 fn for_each_buffered_line<B: BufRead>(
     mut reader: B,
+    start: InputStart,
     mut visit: impl FnMut(RawLine<'_>),
 ) -> io::Result<u64> {
+    if start == InputStart::Yes {
+        // Counted as read, not handed over: offsets stay those of the file.
+        let buf = reader.fill_buf()?;
+        if buf.starts_with(BOM) {
+            reader.consume(BOM.len());
+            return for_each_buffered_line(reader, InputStart::No, visit)
+                .map(|bytes| bytes + BOM.len() as u64);
+        }
+    }
     let mut partial: Vec<u8> = Vec::new();
     // Length of the current line so far once it has outgrown the limit (and been dropped).
     let mut overlong: Option<u64> = None;
@@ -272,6 +304,7 @@ mod tests {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
         visit_records(
             file.as_bytes(),
+            InputStart::Yes,
             |n, _| ok.push(n),
             |p| bad.push((p.line, p.error)),
         )

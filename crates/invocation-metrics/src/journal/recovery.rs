@@ -11,6 +11,8 @@ use crate::atomic_file::sync_parent_dir;
 use crate::error::{Error, Result};
 use crate::parse::{MAX_LINE_BYTES, parse_line};
 
+use super::BOM;
+
 /// What opening a collector found, and did, at the end of its metrics file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -48,7 +50,12 @@ pub(crate) fn repair_tail(file: &mut File, path: &Path) -> Result<(TailRepair, u
             .take(tail_len)
             .read_to_end(&mut tail)
             .map_err(io_err("read"))?;
-        if parse_line(&tail).is_ok() {
+        // A file that is one unterminated line may start with a byte order mark.
+        let line = match tail_start {
+            0 => tail.strip_prefix(BOM).unwrap_or(&tail),
+            _ => &tail[..],
+        };
+        if parse_line(line).is_ok() {
             file.write_all(b"\n")
                 .map_err(io_err("terminate the last line of"))?;
             file.sync_data().map_err(io_err("sync"))?;
@@ -58,11 +65,16 @@ pub(crate) fn repair_tail(file: &mut File, path: &Path) -> Result<(TailRepair, u
 
     let saved_to = torn_tail_path(path);
     let mut saved = File::create(&saved_to).map_err(|e| Error::io("create", &saved_to, e))?;
-    file.seek(SeekFrom::Start(tail_start))
-        .map_err(io_err("read"))?;
-    io::copy(&mut Read::by_ref(file).take(tail_len), &mut saved)
-        .and_then(|_| saved.sync_all())
-        .map_err(|e| Error::io("save the torn tail to", &saved_to, e))?;
+    let copied = file
+        .seek(SeekFrom::Start(tail_start))
+        .and_then(|_| io::copy(&mut Read::by_ref(file).take(tail_len), &mut saved))
+        .and_then(|_| saved.sync_all());
+    if let Err(e) = copied {
+        // A full disk would otherwise leave an empty or partial copy at every open.
+        drop(saved);
+        let _ = std::fs::remove_file(&saved_to);
+        return Err(Error::io("save the torn tail to", &saved_to, e));
+    }
     file.set_len(tail_start)
         .map_err(io_err("truncate the torn tail of"))?;
     file.sync_all().map_err(io_err("sync"))?;
