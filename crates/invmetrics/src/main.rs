@@ -88,7 +88,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Ingest(args) = &cli.command {
         return ingest::run(args);
     }
-    let mut out = io::stdout().lock();
+    // Buffered: stdout alone flushes at every newline, a system call per line of a summary
+    // of a million groups.
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let code = match cli.command {
         Command::Summary(args) => summary::run(&args, &mut out)?,
         Command::Report(args) => report::run(&args, &mut out)?,

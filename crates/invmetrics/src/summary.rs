@@ -5,7 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::{
+    Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width, presets,
+};
 use invocation_metrics::{
     GroupSummary, Input, MetricsAggregate, RecordFilter, ScanReport, read_records,
     repair_metrics_file, resolve_inputs,
@@ -22,7 +24,7 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     input::require_records(&report)?;
     let options = args.aggregate.options();
     let aggregate = accumulator
-        .try_finish(&options)
+        .try_into_aggregate(&options)
         .context("cannot compute the aggregate")?;
     if args.json {
         // Only the JSON shows the buckets.
@@ -54,7 +56,8 @@ pub fn write_tables(
         if groups.is_empty() {
             continue;
         }
-        writeln!(out, "\nBy {dimension}\n{}", group_table(dimension, &groups))?;
+        writeln!(out, "\nBy {dimension}")?;
+        write_group_table(out, dimension, &groups)?;
         if left_out > 0 {
             writeln!(
                 out,
@@ -189,7 +192,46 @@ pub fn group_cells(g: &GroupSummary) -> [String; 10] {
     ]
 }
 
-fn group_table(dimension: &str, groups: &[(String, &GroupSummary)]) -> Table {
+/// Rows a table is built of at a time: a table of a million groups is printed as pages of
+/// this many rows, with the same column widths, so that only one page's cells exist at once.
+const TABLE_PAGE_ROWS: usize = 1_000;
+
+/// Prints a breakdown's table, in pages of [`TABLE_PAGE_ROWS`] when it is longer.
+fn write_group_table<N: AsRef<str>>(
+    out: &mut impl Write,
+    dimension: &str,
+    groups: &[(N, &GroupSummary)],
+) -> Result<()> {
+    if groups.len() <= TABLE_PAGE_ROWS {
+        writeln!(out, "{}", group_table(dimension, groups))?;
+        return Ok(());
+    }
+    // Every page gets the widest cell of its column over all pages, found without keeping
+    // any cell.
+    let mut widths: Vec<usize> = std::iter::once(dimension)
+        .chain(GROUP_COLUMNS)
+        .map(|c| c.chars().count())
+        .collect();
+    for (name, g) in groups {
+        let cells = std::iter::once(shorten_for_terminal(name.as_ref(), 60).into_owned())
+            .chain(group_cells(g));
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for page in groups.chunks(TABLE_PAGE_ROWS) {
+        let mut table = group_table(dimension, page);
+        for (column, width) in table.column_iter_mut().zip(&widths) {
+            // Content plus the one space of padding on each side.
+            let width = u16::try_from(width + 2).unwrap_or(u16::MAX);
+            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+        }
+        writeln!(out, "{table}")?;
+    }
+    Ok(())
+}
+
+fn group_table<N: AsRef<str>>(dimension: &str, groups: &[(N, &GroupSummary)]) -> Table {
     let mut table = new_table();
     let mut header = vec![Cell::new(dimension)];
     header.extend(
@@ -199,7 +241,7 @@ fn group_table(dimension: &str, groups: &[(String, &GroupSummary)]) -> Table {
     );
     table.set_header(header);
     for (name, g) in groups {
-        let mut row = vec![Cell::new(shorten_for_terminal(name, 60))];
+        let mut row = vec![Cell::new(shorten_for_terminal(name.as_ref(), 60))];
         row.extend(
             group_cells(g)
                 .into_iter()

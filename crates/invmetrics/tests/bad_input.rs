@@ -203,7 +203,10 @@ fn an_absurd_duration_widens_the_buckets_instead_of_exhausting_memory() {
     assert_eq!(code, 0, "{stderr}");
     let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let width = aggregate["bucketWidthMs"].as_u64().unwrap();
-    assert!(stderr.contains(&format!("used {width} ms buckets")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("used {width} ms buckets")),
+        "{stderr}"
+    );
     assert!(width > 1_000_000, "{width}");
     assert_eq!(aggregate["peakParallelInvocations"], 2);
     let buckets = aggregate["parallelismOverTime"].as_array().unwrap().len();

@@ -71,7 +71,7 @@ impl FirstPass {
 
     /// The data, or why the aggregate's spilled state could not be read back.
     pub fn finish(self, options: &AggregateOptions) -> std::io::Result<ReportData> {
-        let aggregate = self.accumulator.try_finish(options)?;
+        let aggregate = self.accumulator.try_into_aggregate(options)?;
         let (chains, chain_count) = self.chains.finish();
         Ok(ReportData {
             aggregate,

@@ -36,7 +36,7 @@ pub fn write(args: &ReportArgs, options: &AggregateOptions, out: &mut dyn Write)
     )?;
     input::require_records(&scan)?;
     let aggregate = accumulator
-        .try_finish(options)
+        .try_into_aggregate(options)
         .context("cannot compute the aggregate")?;
     input::warn_if_buckets_widened(options, &aggregate);
 

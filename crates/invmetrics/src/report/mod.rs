@@ -152,10 +152,10 @@ pub fn largest_with_rest(items: Vec<(String, f64)>, limit: usize) -> Vec<(String
 }
 
 /// The `limit` groups with the most invocations, in their order, and how many were left out.
-pub fn largest_groups(
-    groups: Vec<(String, &GroupSummary)>,
+pub fn largest_groups<N>(
+    groups: Vec<(N, &GroupSummary)>,
     limit: usize,
-) -> (Vec<(String, &GroupSummary)>, usize) {
+) -> (Vec<(N, &GroupSummary)>, usize) {
     if groups.len() <= limit {
         return (groups, 0);
     }

@@ -30,6 +30,9 @@ pub(super) struct DurationHistogram {
 /// Counts per bucket: which form holds them changes memory and speed, never a result.
 #[derive(Debug, Clone)]
 enum Counts {
+    /// One bucket and its count: most groups of a file with very many groups (an agent per
+    /// task) hold one record, and a hash map would allocate for it.
+    Single(u32, u64),
     /// Count by bucket, counts above zero. A map rather than a sorted list: inserting into
     /// a list of hundreds of buckets moved the rest of the list each time, a tenth of a
     /// summary's time.
@@ -47,6 +50,14 @@ impl Default for Counts {
 impl Counts {
     fn add(&mut self, bucket: usize, n: u64) {
         match self {
+            Self::Sparse(counts) if counts.is_empty() => *self = Self::Single(bucket as u32, n),
+            Self::Single(only, count) if *only as usize == bucket => *count += n,
+            Self::Single(only, count) => {
+                let mut counts = HashMap::default();
+                counts.insert(*only, *count);
+                counts.insert(bucket as u32, n);
+                *self = Self::Sparse(counts);
+            }
             Self::Dense(counts) => {
                 if bucket >= counts.len() {
                     counts.resize(bucket + 1, 0);
@@ -64,7 +75,11 @@ impl Counts {
     }
 
     fn densify(&mut self) {
-        if let Self::Sparse(sparse) = self {
+        if let Self::Single(only, count) = *self {
+            let mut counts = vec![0; only as usize + 1];
+            counts[only as usize] = count;
+            *self = Self::Dense(counts);
+        } else if let Self::Sparse(sparse) = self {
             let len = sparse.keys().max().map_or(0, |b| *b as usize + 1);
             let mut counts = vec![0; len];
             for (bucket, n) in sparse.iter() {
@@ -77,6 +92,7 @@ impl Counts {
     /// (bucket, count) in bucket order, counts above zero.
     fn iter(&self) -> Box<dyn Iterator<Item = (usize, u64)> + '_> {
         match self {
+            Self::Single(only, count) => Box::new(std::iter::once((*only as usize, *count))),
             Self::Sparse(counts) => {
                 let mut pairs: Vec<(usize, u64)> =
                     counts.iter().map(|(b, n)| (*b as usize, *n)).collect();

@@ -5,6 +5,7 @@
 //! (costs in picodollars), every breakdown in ordered maps, so the result does not depend on
 //! the order records arrived in or on how they were split into chunks or shards.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -152,8 +153,11 @@ impl MetricsAggregate {
     /// The per-group breakdowns in display order — agent, phase, model, tier, error class —
     /// each as (group name, summary) rows in key order. Renderers skip empty ones.
     pub fn breakdowns(&self) -> [Breakdown<'_>; 5] {
-        fn rows<K: ToString>(groups: &BTreeMap<K, GroupSummary>) -> Vec<(String, &GroupSummary)> {
-            groups.iter().map(|(k, g)| (k.to_string(), g)).collect()
+        fn rows(groups: &BTreeMap<String, GroupSummary>) -> Vec<(Cow<'_, str>, &GroupSummary)> {
+            groups
+                .iter()
+                .map(|(k, g)| (Cow::Borrowed(k.as_str()), g))
+                .collect()
         }
         [
             Breakdown {
@@ -162,7 +166,11 @@ impl MetricsAggregate {
             },
             Breakdown {
                 dimension: "phase",
-                groups: rows(&self.phases),
+                groups: self
+                    .phases
+                    .iter()
+                    .map(|(k, g)| (Cow::Owned(k.to_string()), g))
+                    .collect(),
             },
             Breakdown {
                 dimension: "model",
@@ -185,8 +193,10 @@ impl MetricsAggregate {
 pub struct Breakdown<'a> {
     /// What the records are grouped by, in words: "agent", "phase", "error class"…
     pub dimension: &'static str,
-    /// (group name, its summary), in key order (phases numerically).
-    pub groups: Vec<(String, &'a GroupSummary)>,
+    /// (group name, its summary), in key order (phases numerically). Names are borrowed
+    /// from the aggregate where they are strings: a breakdown of a million groups costs no
+    /// copy of their names.
+    pub groups: Vec<(Cow<'a, str>, &'a GroupSummary)>,
 }
 
 /// One time bucket of [`MetricsAggregate::parallelism_over_time`].
@@ -235,6 +245,25 @@ pub struct GroupSummary {
     pub p99_duration_ms: u64,
     /// Longest `durationMs`.
     pub max_duration_ms: u64,
+}
+
+/// The summaries of every group, by dimension.
+struct GroupSummaries {
+    agents: BTreeMap<String, GroupSummary>,
+    phases: BTreeMap<u32, GroupSummary>,
+    models: BTreeMap<String, GroupSummary>,
+    tiers: BTreeMap<String, GroupSummary>,
+    error_classes: BTreeMap<String, GroupSummary>,
+}
+
+/// Summarises `groups`, freeing each group's running totals as its summary is made (a map
+/// consumed in order gives its nodes back as it empties them). Collected, not inserted one
+/// by one: a map built from sorted entries has full nodes.
+fn into_summaries<K: Ord>(groups: BTreeMap<K, GroupAccumulator>) -> BTreeMap<K, GroupSummary> {
+    groups
+        .into_iter()
+        .map(|(key, group)| (key, group.summary()))
+        .collect()
 }
 
 /// Running totals for one group. Sums saturate instead of wrapping: every summand is
@@ -447,7 +476,31 @@ impl MetricsAccumulator {
     /// Computes the aggregate of every record added so far, or says why the state a
     /// [`spilling`](Self::spilling) accumulator wrote out could not be read back.
     pub fn try_finish(&self, options: &AggregateOptions) -> std::io::Result<MetricsAggregate> {
-        let aggregate = self.compute(options);
+        let aggregate = self.compute(options, self.summaries());
+        match self.spill_error() {
+            Some(error) => Err(std::io::Error::other(error)),
+            None => Ok(aggregate),
+        }
+    }
+
+    /// Like [`try_finish`](Self::try_finish), consuming the accumulator: each group's
+    /// running totals are freed as its summary is made, so the two never both exist in
+    /// full — about half the peak memory when there are very many groups.
+    pub fn try_into_aggregate(
+        mut self,
+        options: &AggregateOptions,
+    ) -> std::io::Result<MetricsAggregate> {
+        if let Some(error) = self.spill_error() {
+            return Err(std::io::Error::other(error));
+        }
+        let groups = GroupSummaries {
+            agents: into_summaries(std::mem::take(&mut self.by_agent)),
+            phases: into_summaries(std::mem::take(&mut self.by_phase)),
+            models: into_summaries(std::mem::take(&mut self.by_model)),
+            tiers: into_summaries(std::mem::take(&mut self.by_tier)),
+            error_classes: into_summaries(std::mem::take(&mut self.by_error_class)),
+        };
+        let aggregate = self.compute(options, groups);
         match self.spill_error() {
             Some(error) => Err(std::io::Error::other(error)),
             None => Ok(aggregate),
@@ -467,28 +520,39 @@ impl MetricsAccumulator {
     /// temporary file back is only logged, and the result then misses what could not be
     /// read: use [`try_finish`](Self::try_finish) there.
     pub fn finish(&self, options: &AggregateOptions) -> MetricsAggregate {
-        let aggregate = self.compute(options);
+        let aggregate = self.compute(options, self.summaries());
         if let Some(error) = self.spill_error() {
             tracing::error!(%error, "the aggregate misses records it could not read back");
         }
         aggregate
     }
 
-    fn compute(&self, options: &AggregateOptions) -> MetricsAggregate {
+    /// Every group's summary, the accumulator left as it is.
+    fn summaries(&self) -> GroupSummaries {
+        fn of<K: Clone + Ord>(groups: &BTreeMap<K, GroupAccumulator>) -> BTreeMap<K, GroupSummary> {
+            groups
+                .iter()
+                .map(|(k, g)| (k.clone(), g.summary()))
+                .collect()
+        }
+        GroupSummaries {
+            agents: of(&self.by_agent),
+            phases: of(&self.by_phase),
+            models: of(&self.by_model),
+            tiers: of(&self.by_tier),
+            error_classes: of(&self.by_error_class),
+        }
+    }
+
+    fn compute(&self, options: &AggregateOptions, groups: GroupSummaries) -> MetricsAggregate {
         let (peak, peak_at, width, buckets) = self.parallelism(options.bucket_width_ms.max(1));
-        let summaries =
-            |groups: &BTreeMap<String, GroupAccumulator>| -> BTreeMap<String, GroupSummary> {
-                groups
-                    .iter()
-                    .map(|(k, g)| (k.clone(), g.summary()))
-                    .collect()
-            };
-        let agents = summaries(&self.by_agent);
-        let phases: BTreeMap<u32, GroupSummary> = self
-            .by_phase
-            .iter()
-            .map(|(k, g)| (*k, g.summary()))
-            .collect();
+        let GroupSummaries {
+            agents,
+            phases,
+            models,
+            tiers,
+            error_classes,
+        } = groups;
         let pick = |f: fn(&GroupSummary) -> u64| -> BTreeMap<String, u64> {
             agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
         };
@@ -496,8 +560,7 @@ impl MetricsAccumulator {
             self.retries_after.iter_sorted(),
             self.infra_failed.iter_sorted(),
         );
-        let escalation_count = self
-            .by_tier
+        let escalation_count = tiers
             .iter()
             .filter(|(tier, _)| **tier != options.base_tier)
             .map(|(_, g)| g.invocations)
@@ -539,9 +602,9 @@ impl MetricsAccumulator {
             cache_hit_ratio: ratio(all.cached_tokens, self.input_tokens),
             agents,
             phases,
-            models: summaries(&self.by_model),
-            tiers: summaries(&self.by_tier),
-            error_classes: summaries(&self.by_error_class),
+            models,
+            tiers,
+            error_classes,
         }
     }
 
