@@ -73,7 +73,9 @@ impl CollectorBuilder {
     }
 
     /// Whether the collector keeps every record in memory (the default) or only the running
-    /// aggregate and the ids it has taken (about 24 bytes a record instead of about 150).
+    /// aggregate and a 64-bit hash of each id it has taken: about 10 bytes a record instead
+    /// of about 150 (the aggregate's own per-record state spills to an unlinked temporary
+    /// file past a few MB, as [`MetricsAccumulator::spilling`] does).
     ///
     /// Without the records, [`get_all`](InvocationMetricsCollector::get_all) returns
     /// nothing; [`get_count`](InvocationMetricsCollector::get_count),
@@ -137,7 +139,16 @@ impl CollectorBuilder {
             writer: Some(writer),
             _lock: lock,
             aggregate_options: self.aggregate,
-            aggregate: Mutex::new((0, MetricsAccumulator::new())),
+            // Without the records, the aggregate is all there is: its per-record state
+            // (record times, retries) spills to a temporary file past a few MB, as a bulk
+            // read's does, so that memory stays flat.
+            aggregate: Mutex::new((
+                0,
+                match self.keep_records {
+                    true => MetricsAccumulator::new(),
+                    false => MetricsAccumulator::spilling(),
+                },
+            )),
             tail_repair,
         })
     }
@@ -482,12 +493,9 @@ impl InvocationMetricsCollector {
             let before = state.records.len();
             let duplicates = state.records.append_unique(found);
             let JournalState { ids, records, .. } = &mut *state;
+            let records = &*records;
             for position in before..records.len() {
-                ids.insert(
-                    records.id(position).unwrap_or_default(),
-                    position,
-                    Some(records),
-                );
+                ids.insert(records.id(position).unwrap_or_default(), position, records);
             }
             state.count = state.records.len();
             // `folded` covers exactly the appended records unless duplicates were left
@@ -499,9 +507,14 @@ impl InvocationMetricsCollector {
             duplicates
         } else {
             let mut duplicates = 0;
-            let JournalState { ids, count, .. } = &mut *state;
+            let JournalState {
+                ids,
+                count,
+                records,
+                ..
+            } = &mut *state;
             found.visit_from(0, |m| {
-                if ids.insert(&m.invocation_id, *count, None) {
+                if ids.insert(&m.invocation_id, *count, records) {
                     *count += 1;
                     cached.1.add(m);
                     cached.0 += 1;

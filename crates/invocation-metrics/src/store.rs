@@ -122,32 +122,57 @@ impl Texts {
 }
 
 /// The ids a collector has taken, to refuse a second record with the same id: a 64-bit hash
-/// of each id and the position of its record, confirmed against the record's own id when
-/// the records are kept (ids whose hashes collide go to a small exact set).
-#[derive(Debug, Default)]
-pub(crate) struct IdIndex {
-    positions: HashMap<u64, usize, FastHash>,
-    collided: HashSet<Box<str>, FastHash>,
+/// of each id and, when the records are kept, the position of its record, so that a match
+/// is confirmed against the record's own id (ids whose hashes collide go to a small exact
+/// set). Without the records only the hashes are kept: 8 bytes an id.
+#[derive(Debug)]
+pub(crate) enum IdIndex {
+    Exact {
+        positions: HashMap<u64, usize, FastHash>,
+        collided: HashSet<Box<str>, FastHash>,
+    },
+    Hashes(HashSet<u64, FastHash>),
 }
 
 impl IdIndex {
-    /// Takes `id` for the record at `position`; `false` if it was taken before. With
-    /// `records` (the store the positions point into) the answer is exact; without, a
-    /// 64-bit hash equal to an earlier id's counts as that id (two different ids collide
-    /// with probability about 2^-64 per pair).
-    pub fn insert(&mut self, id: &str, position: usize, records: Option<&RecordStore>) -> bool {
-        match self.positions.entry(hash64(id)) {
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(position);
-                true
-            }
-            std::collections::hash_map::Entry::Occupied(entry) => match records {
-                Some(records) if records.id(*entry.get()) != Some(id) => {
-                    self.collided.insert(Box::from(id))
+    /// An index that confirms matches against the kept records, or one of hashes alone.
+    pub fn new(exact: bool) -> Self {
+        match exact {
+            true => Self::Exact {
+                positions: HashMap::default(),
+                collided: HashSet::default(),
+            },
+            false => Self::Hashes(HashSet::default()),
+        }
+    }
+
+    /// Takes `id` for the record at `position` of `records`; `false` if it was taken
+    /// before. Exact when the records are kept; from hashes alone, a hash equal to an
+    /// earlier id's counts as that id (two different ids collide with probability about
+    /// 2^-64 per pair).
+    pub fn insert(&mut self, id: &str, position: usize, records: &RecordStore) -> bool {
+        let hash = hash64(id);
+        match self {
+            Self::Hashes(hashes) => hashes.insert(hash),
+            Self::Exact {
+                positions,
+                collided,
+            } => match positions.entry(hash) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(position);
+                    true
                 }
-                _ => false,
+                std::collections::hash_map::Entry::Occupied(entry) => {
+                    records.id(*entry.get()) != Some(id) && collided.insert(Box::from(id))
+                }
             },
         }
+    }
+}
+
+impl Default for IdIndex {
+    fn default() -> Self {
+        Self::new(true)
     }
 }
 

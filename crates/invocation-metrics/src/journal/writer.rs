@@ -165,6 +165,7 @@ impl Journal {
             state: Mutex::new(JournalState {
                 file_len,
                 keep_records,
+                ids: IdIndex::new(keep_records),
                 writer_alive: true,
                 ..JournalState::default()
             }),
@@ -199,11 +200,7 @@ impl Journal {
             count,
             ..
         } = &mut *state;
-        if !ids.insert(
-            &metric.invocation_id,
-            *count,
-            keep_records.then_some(&*records),
-        ) {
+        if !ids.insert(&metric.invocation_id, *count, records) {
             return Err(duplicate_id(&metric.invocation_id));
         }
         *count += 1;
