@@ -182,7 +182,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    const LINE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"taskId":"t","durationMs":5,"tokens":3,"inputTokens":2,"cachedTokens":1,"cost":0.1,"exitCode":-2,"success":false,"attempt":2,"outputParsed":true,"model":"m","timestamp":"2026-11-25T10:00:00.5+01:00","errorClass":"timeout"}"#;
+    const LINE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"taskId":"t","durationMs":5,"tokens":3,"inputTokens":2,"cachedTokens":1,"cost":0.1,"exitCode":-2,"success":false,"attempt":2,"outputParsed":true,"model":"m","timestamp":"2026-11-25T10:00:00.500+01:00","errorClass":"timeout"}"#;
 
     #[test]
     fn reads_what_the_writer_writes() {

@@ -182,7 +182,7 @@ pub(crate) fn parse_line_into(
         )));
     }
     let dialect = raw.dialect();
-    *into = normalize(raw, dialect)?;
+    *into = normalize(raw, dialect).map_err(|e| name_null(line, e))?;
     into.validate()?;
     Ok(dialect)
 }
@@ -303,6 +303,23 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
         field,
         reason: e.reason,
     })
+}
+
+/// A required field that is `null` reads as absent; say it is null (JavaScript's
+/// `JSON.stringify` writes `NaN` and `Infinity` so), not that it is missing.
+fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
+    if e.reason != "is missing" {
+        return e;
+    }
+    let is_null = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line)
+        .is_ok_and(|object| object.get(e.field).is_some_and(serde_json::Value::is_null));
+    match is_null {
+        true => ValidationError::new(
+            e.field,
+            "is null (JSON.stringify writes NaN and Infinity as null)",
+        ),
+        false => e,
+    }
 }
 
 /// serde_json calls an unpaired *trailing* surrogate escape (`\udc00`) a "lone leading
@@ -473,7 +490,7 @@ mod tests {
         let line = br#"{"invocationId":"n1","agent":"coder","phase":1,"durationMs":5,"tokens":1,"cost":0,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z","startTime":"2020-01-01T00:00:00Z","duration":99,"agentType":"other","costUsd":7}"#;
         let (metric, dialect) = parse_line_with_dialect(line).unwrap();
         assert_eq!(dialect, Dialect::Native);
-        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00Z");
+        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00.000Z");
         assert_eq!(
             (metric.agent.as_str(), metric.duration_ms, metric.cost),
             ("coder", 5, 0.0)
@@ -486,10 +503,10 @@ mod tests {
         let line = br#"{"invocationId":"f1","agentType":"coder","phase":2,"durationMs":40,"tokensTotal":30,"costUsd":0.25,"status":"failed","startTime":"2020-01-01T00:00:00Z","timestamp":"2026-11-25T10:00:00Z"}"#;
         let (metric, dialect) = parse_line_with_dialect(line).unwrap();
         assert_eq!(dialect, Dialect::Framework);
-        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00Z");
+        assert_eq!(metric.timestamp.to_string(), "2026-11-25T10:00:00.000Z");
     }
 
-    const NATIVE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00Z"}"#;
+    const NATIVE: &str = r#"{"invocationId":"i1","agent":"a","phase":1,"durationMs":5,"tokens":3,"cost":0.1,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-25T10:00:00.000Z"}"#;
 
     #[test]
     fn native_lines_parse_and_crlf_and_a_file_starting_with_a_byte_order_mark_are_tolerated() {
@@ -562,7 +579,7 @@ mod tests {
             (0.25, false, 3, -1)
         );
         assert_eq!(m.tier.as_deref(), Some("premium"));
-        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00+01:00");
+        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00.000+01:00");
         assert!(!m.output_parsed);
     }
 
@@ -571,7 +588,7 @@ mod tests {
         let with_start = r#"{"invocationId":"l1","agent":"x","phase":0,"duration":1500,"startTime":"2026-11-25T10:00:00Z","timestamp":"2026-11-25T10:00:01.500Z","exitCode":null,"status":"timed-out","tokens":9}"#;
         let (m, d) = parse_line_with_dialect(with_start.as_bytes()).unwrap();
         assert_eq!(d, Dialect::Launcher);
-        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00Z");
+        assert_eq!(m.timestamp.to_string(), "2026-11-25T10:00:00.000Z");
         assert_eq!((m.duration_ms, m.exit_code, m.success), (1500, -1, false));
         assert_eq!((m.attempt, m.cost), (1, 0.0));
 
@@ -594,7 +611,7 @@ mod tests {
             (NATIVE.replace("\"attempt\":1", "\"attempt\":0"), "attempt"),
             (NATIVE.replace("\"agent\":\"a\"", "\"agent\":\"\""), "agent"),
             (NATIVE.replace("\"agent\":\"a\"", "\"agent\":7"), "agent"),
-            (NATIVE.replace("10:00:00Z", "10:00:00"), "timestamp"),
+            (NATIVE.replace("10:00:00.000Z", "10:00:00"), "timestamp"),
             (
                 NATIVE.replace("\"success\":true", "\"success\":1"),
                 "success",

@@ -329,14 +329,51 @@ impl std::str::FromStr for Timestamp {
     }
 }
 
+/// RFC 3339 as JavaScript's `Date.prototype.toISOString` writes it — always at least three
+/// fractional digits (six or nine when the time has that precision), `Z` for UTC, else the
+/// offset — so a record written by the TypeScript framework reads back and writes out with
+/// the very same text.
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self
-            .0
-            .format(&time::format_description::well_known::Rfc3339)
-        {
-            Ok(s) => f.write_str(&s),
-            Err(_) => Err(std::fmt::Error),
+        let t = self.0;
+        let year = t.year();
+        if !(0..=9999).contains(&year) {
+            // Outside RFC 3339's four-digit years (only a Timestamp built in code, never a
+            // validated record, gets here): the time crate's extended form.
+            return match t.format(&time::format_description::well_known::Rfc3339) {
+                Ok(s) => f.write_str(&s),
+                Err(_) => Err(std::fmt::Error),
+            };
+        }
+        write!(
+            f,
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        let nanos = t.nanosecond();
+        if nanos.is_multiple_of(1_000_000) {
+            write!(f, ".{:03}", nanos / 1_000_000)?;
+        } else if nanos.is_multiple_of(1_000) {
+            write!(f, ".{:06}", nanos / 1_000)?;
+        } else {
+            write!(f, ".{nanos:09}")?;
+        }
+        let offset = t.offset();
+        if offset.is_utc() {
+            f.write_str("Z")
+        } else {
+            let (hours, minutes, _) = offset.as_hms();
+            let sign = if offset.is_negative() { '-' } else { '+' };
+            write!(
+                f,
+                "{sign}{:02}:{:02}",
+                hours.unsigned_abs(),
+                minutes.unsigned_abs()
+            )
         }
     }
 }
