@@ -1,0 +1,388 @@
+//! The native half of the `invocation_metrics` Python package: the library's collector,
+//! checkpoint store and event subscription.
+//!
+//! A record crosses as JSON text, as it does for the Node package: the Python values are
+//! written as JSON here (an aware `datetime` as its ISO string; a naive one refused, naming
+//! `timestamp`) and the library's line parser — the one conversion both bindings share —
+//! validates it and names the field a bad value is in. Records and aggregates come back as
+//! JSON text that the Python half turns into dicts with `json.loads`, faster than building
+//! them object by object here.
+//!
+//! The GIL is released for everything that waits or touches every record: flush, sync,
+//! load, the aggregate, checkpoints, close, and waiting for an event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use invocation_metrics::{
+    CheckpointState, CheckpointStore, Durability, Error, FleetEvent, InvocationMetricsCollector,
+    RecvError, Subscription, parse_line,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+create_exception!(
+    _native,
+    LockedError,
+    PyOSError,
+    "Another collector, in this process or another, holds the metrics directory's lock."
+);
+
+/// The library's error as the Python exception a caller would expect.
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::Invalid(invalid) => PyValueError::new_err(invalid.to_string()),
+        Error::Locked { .. } => LockedError::new_err(e.to_string()),
+        Error::Io { .. }
+        | Error::Write { .. }
+        | Error::Unwritten { .. }
+        | Error::NotAFile { .. } => PyOSError::new_err(e.to_string()),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+/// Writes a Python value as JSON; `key` names the top-level field it belongs to, for errors.
+fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
+    use serde_json::Value;
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.downcast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        if let Ok(n) = value.extract::<i64>() {
+            return Ok(n.into());
+        }
+        if let Ok(n) = value.extract::<u64>() {
+            return Ok(n.into());
+        }
+        return Err(PyValueError::new_err(format!(
+            "invalid `{key}`: {value} does not fit in 64 bits"
+        )));
+    }
+    if let Ok(f) = value.downcast::<PyFloat>() {
+        // NaN and infinities have no JSON form: null, which the parser names.
+        return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(s) = value.downcast::<PyString>() {
+        return Ok(Value::String(s.to_str()?.to_owned()));
+    }
+    if let Ok(t) = value.downcast::<PyDateTime>() {
+        if t.getattr("tzinfo")?.is_none() || t.call_method0("utcoffset")?.is_none() {
+            return Err(PyValueError::new_err(format!(
+                "invalid `{key}`: a naive datetime has no offset; give an aware one (datetime.now(timezone.utc)) or an ISO string with an offset"
+            )));
+        }
+        return Ok(Value::String(t.call_method0("isoformat")?.extract()?));
+    }
+    if let Ok(d) = value.downcast::<PyDict>() {
+        let mut map = serde_json::Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let k: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err(format!("keys of `{key}` must be strings")))?;
+            let v = to_json(&v, &k)?;
+            map.insert(k, v);
+        }
+        return Ok(Value::Object(map));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        return value
+            .try_iter()?
+            .map(|item| to_json(&item?, key))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    Err(PyValueError::new_err(format!(
+        "invalid `{key}`: a {} cannot be written as JSON",
+        value.get_type().name()?
+    )))
+}
+
+/// A metric (a mapping with the seed's camelCase keys) as one JSON line.
+fn metric_json(metric: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let Ok(mapping) = metric.downcast::<pyo3::types::PyMapping>() else {
+        return Err(PyTypeError::new_err(format!(
+            "a metric is a mapping (a dict with the seed's camelCase keys), not a {}",
+            metric.get_type().name()?
+        )));
+    };
+    let mut map = serde_json::Map::new();
+    for item in mapping.items()?.iter() {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let k: String = k
+            .extract()
+            .map_err(|_| PyTypeError::new_err("a metric's keys must be strings"))?;
+        let v = to_json(&v, &k)?;
+        map.insert(k, v);
+    }
+    serde_json::to_vec(&map).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The collector behind `InvocationMetricsCollector`.
+#[pyclass(module = "invocation_metrics._native")]
+struct NativeCollector {
+    /// `None` once closed.
+    inner: Mutex<Option<Arc<InvocationMetricsCollector>>>,
+}
+
+impl NativeCollector {
+    fn collector(&self) -> PyResult<Arc<InvocationMetricsCollector>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| PyValueError::new_err("the collector is closed"))
+    }
+}
+
+#[pymethods]
+impl NativeCollector {
+    #[new]
+    #[pyo3(signature = (metrics_dir, durability, bucket_width_ms, base_tier))]
+    fn new(
+        py: Python<'_>,
+        metrics_dir: std::path::PathBuf,
+        durability: &str,
+        bucket_width_ms: u64,
+        base_tier: String,
+    ) -> PyResult<Self> {
+        let durability = match durability {
+            "periodic" => Durability::default(),
+            "always" => Durability::Always,
+            "buffered" => Durability::Buffered,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "durability must be 'always', 'periodic' or 'buffered', got {other:?}"
+                )));
+            }
+        };
+        if bucket_width_ms == 0 {
+            return Err(PyValueError::new_err("bucket_width_ms must be at least 1"));
+        }
+        let collector = py
+            .allow_threads(|| {
+                InvocationMetricsCollector::builder(&metrics_dir)
+                    .durability(durability)
+                    .bucket_width_ms(bucket_width_ms)
+                    .base_tier(base_tier)
+                    .open()
+            })
+            .map_err(to_py)?;
+        Ok(Self {
+            inner: Mutex::new(Some(Arc::new(collector))),
+        })
+    }
+
+    /// Validates and records one metric; ValueError naming the field.
+    fn record(&self, metric: &Bound<'_, PyAny>) -> PyResult<()> {
+        let line = metric_json(metric)?;
+        let metric = parse_line(&line).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.collector()?.record(metric).map_err(to_py)
+    }
+
+    /// Every record in memory, as a JSON array.
+    fn get_all(&self, py: Python<'_>) -> PyResult<String> {
+        let collector = self.collector()?;
+        py.allow_threads(|| serde_json::to_string(&collector.get_all()))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    fn get_count(&self) -> PyResult<usize> {
+        Ok(self.collector()?.get_count())
+    }
+
+    /// The aggregate, as JSON.
+    fn compute_aggregate(&self, py: Python<'_>) -> PyResult<String> {
+        let collector = self.collector()?;
+        py.allow_threads(|| serde_json::to_string(&collector.compute_aggregate()))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Loads the file, skipping the first `skip_count` valid records; the report as JSON.
+    fn load_from_disk(&self, py: Python<'_>, skip_count: usize) -> PyResult<String> {
+        let collector = self.collector()?;
+        let report = py
+            .allow_threads(|| collector.load_from_disk(skip_count))
+            .map_err(to_py)?;
+        let problems: Vec<serde_json::Value> = report
+            .problems
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "line": p.line, "reason": p.error.to_string(), "torn_tail": p.torn_tail,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "path": collector.path().display().to_string(),
+            "loaded": report.loaded,
+            "skipped": report.skipped,
+            "duplicates": report.duplicates,
+            "malformed": report.malformed,
+            "torn_tail": report.torn_tail,
+            "missing": report.missing,
+            "problems": problems,
+        })
+        .to_string())
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let collector = self.collector()?;
+        py.allow_threads(|| collector.flush()).map_err(to_py)
+    }
+
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        let collector = self.collector()?;
+        py.allow_threads(|| collector.sync()).map_err(to_py)
+    }
+
+    /// Syncs the file, then saves `state_json` with `metricsCount` in the store at
+    /// `checkpoint_dir`; the saved state as JSON.
+    fn save_checkpoint(
+        &self,
+        py: Python<'_>,
+        checkpoint_dir: std::path::PathBuf,
+        state_json: &str,
+    ) -> PyResult<String> {
+        let state: CheckpointState = serde_json::from_str(state_json).map_err(|e| {
+            PyValueError::new_err(format!("the checkpoint state is not valid: {e}"))
+        })?;
+        let collector = self.collector()?;
+        let saved = py
+            .allow_threads(|| {
+                let store = CheckpointStore::new(&checkpoint_dir)?;
+                collector.checkpoint(&store, state)
+            })
+            .map_err(to_py)?;
+        serde_json::to_string(&saved).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// A new subscription to this collector's records.
+    fn subscribe(&self) -> PyResult<NativeSubscription> {
+        Ok(NativeSubscription {
+            inner: Mutex::new(self.collector()?.subscribe()),
+        })
+    }
+
+    /// Flushes, stops the writer and releases the lock; every later call fails.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(mut shared) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
+        py.allow_threads(|| {
+            // Another thread still inside a call holds the collector for a moment.
+            loop {
+                match Arc::try_unwrap(shared) {
+                    Ok(collector) => return collector.close(),
+                    Err(still_shared) => {
+                        shared = still_shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        })
+        .map_err(to_py)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+}
+
+/// A subscription to a collector's records, read from a Python thread.
+#[pyclass(module = "invocation_metrics._native")]
+struct NativeSubscription {
+    inner: Mutex<Subscription>,
+}
+
+#[pymethods]
+impl NativeSubscription {
+    /// The next event, waiting without the GIL: `("metric", json)`, `("lagged", n)` when
+    /// `n` events were lost to a subscriber that fell behind, or `None` once the collector
+    /// is gone. Waits at most `timeout` seconds, then returns `("timeout", 0)`.
+    fn next(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<(String, String)>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        py.allow_threads(|| {
+            let mut subscription = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            // Polled, so that the wait can end at the deadline (the bus's blocking receive
+            // cannot); the pause grows while nothing comes, to cost nothing when idle.
+            let mut pause = Duration::from_micros(20);
+            loop {
+                match subscription.try_recv() {
+                    Ok(FleetEvent::MetricRecorded(metric)) => {
+                        pause = Duration::from_micros(20);
+                        let _ = pause;
+                        let json = serde_json::to_string(&*metric)
+                            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                        return Ok(Some(("metric".to_owned(), json)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Missed(n)) => {
+                        return Ok(Some(("lagged".to_owned(), n.to_string())));
+                    }
+                    Err(RecvError::Closed) => return Ok(None),
+                    Err(RecvError::Empty) => {
+                        if std::time::Instant::now() >= deadline {
+                            return Ok(Some(("timeout".to_owned(), String::new())));
+                        }
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
+                    Err(_) => return Ok(None),
+                }
+            }
+        })
+    }
+}
+
+/// The checkpoint store behind `CheckpointStore`.
+#[pyclass(module = "invocation_metrics._native")]
+struct NativeCheckpointStore {
+    store: CheckpointStore,
+}
+
+#[pymethods]
+impl NativeCheckpointStore {
+    #[new]
+    fn new(checkpoint_dir: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            store: CheckpointStore::new(checkpoint_dir).map_err(to_py)?,
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> std::path::PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    fn save(&self, py: Python<'_>, state_json: &str) -> PyResult<()> {
+        let state: CheckpointState = serde_json::from_str(state_json).map_err(|e| {
+            PyValueError::new_err(format!("the checkpoint state is not valid: {e}"))
+        })?;
+        py.allow_threads(|| self.store.save(&state)).map_err(to_py)
+    }
+
+    fn load(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let state = py.allow_threads(|| self.store.load()).map_err(to_py)?;
+        state
+            .map(|s| serde_json::to_string(&s).map_err(|e| PyRuntimeError::new_err(e.to_string())))
+            .transpose()
+    }
+}
+
+/// The module `invocation_metrics._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeCollector>()?;
+    m.add_class::<NativeSubscription>()?;
+    m.add_class::<NativeCheckpointStore>()?;
+    m.add("LockedError", m.py().get_type::<LockedError>())?;
+    Ok(())
+}
