@@ -4,22 +4,29 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The body of the README's first code block in `language`.
-fn readme_block(language: &str) -> String {
+/// The body of the README's code block in `language` that holds `marker`.
+fn readme_block(language: &str, marker: &str) -> String {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
             .unwrap();
-    let start = readme
-        .find(&format!("```{language}\n"))
-        .unwrap_or_else(|| panic!("no {language} block in the README"));
-    let body = &readme[start + language.len() + 4..];
-    body[..body.find("```").unwrap()].to_owned()
+    let fence = format!("```{language}\n");
+    readme
+        .split(&fence)
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").unwrap_or(rest.len())])
+        .find(|body| body.contains(marker))
+        .unwrap_or_else(|| panic!("no {language} block with {marker:?} in the README"))
+        .to_owned()
 }
 
 #[test]
 fn the_readme_python_client_records_and_reports_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("client.py"), readme_block("python")).unwrap();
+    std::fs::write(
+        dir.path().join("client.py"),
+        readme_block("python", "def ingest("),
+    )
+    .unwrap();
     let driver = r#"
 import sys
 from client import ingest

@@ -85,6 +85,12 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_SPARE_BYTES: usize = 8 << 20;
 /// Longest a group commit waits for more flushers to join it.
 const MAX_GATHER: Duration = Duration::from_millis(2);
+/// Longest a line waits in the queue when nobody flushes: records arriving meanwhile go
+/// out in the same write. Waking the writer for every record instead cost a wake-up and a
+/// `write` per record, most of `record()`'s time from a single thread.
+const LINGER: Duration = Duration::from_millis(2);
+/// A queue this long is written at once, lingering or not.
+const NUDGE_BYTES: usize = 256 << 10;
 
 /// Everything guarded by the journal's one lock. Records and queued lines share it so that
 /// the in-memory order and the file order are the same.
@@ -102,6 +108,8 @@ pub(crate) struct JournalState {
     /// Lines recorded but not yet handed to the writer.
     queue: Vec<u8>,
     queued: u64,
+    /// When the oldest line in `queue` was queued.
+    queued_since: Option<Instant>,
     /// Records ever queued / written to the OS / synced (only those recorded here).
     recorded: u64,
     written: u64,
@@ -208,6 +216,9 @@ impl Journal {
             records.push(&metric);
         }
         on_accept(&metric);
+        if state.queue.is_empty() {
+            state.queued_since = Some(Instant::now());
+        }
         state.queue.extend_from_slice(line);
         state.queued += 1;
         state.recorded += 1;
@@ -215,7 +226,11 @@ impl Journal {
             self.bus
                 .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
         }
-        self.nudge_writer(&mut state);
+        // A flush nudges the writer itself; otherwise it comes for the line within
+        // `LINGER`, or now if the queue has grown long.
+        if state.queue.len() >= NUDGE_BYTES {
+            self.nudge_writer(&mut state);
+        }
         Ok(())
     }
 
@@ -357,6 +372,15 @@ impl Journal {
             let now = Instant::now();
             let mut can_write =
                 !state.queue.is_empty() && (state.shutdown || retry_at.is_none_or(|t| now >= t));
+            let linger_until = state.queued_since.map(|t| t + LINGER);
+            if can_write
+                && !state.shutdown
+                && state.flush_waiters.is_empty()
+                && state.queue.len() < NUDGE_BYTES
+                && linger_until.is_some_and(|t| now < t)
+            {
+                can_write = false;
+            }
             if can_write
                 && self.durability == Durability::Always
                 && !state.shutdown
@@ -388,6 +412,7 @@ impl Journal {
                 // grown (copied, page-faulted) again on every batch.
                 let batch = std::mem::replace(&mut state.queue, std::mem::take(&mut spare));
                 let count = std::mem::take(&mut state.queued);
+                state.queued_since = None;
                 let start_len = state.file_len;
                 drop(state);
                 let (done, result) = write_in_runs(&mut file, &batch);
@@ -428,6 +453,7 @@ impl Journal {
                         requeued.extend_from_slice(&state.queue);
                         spare = std::mem::replace(&mut state.queue, requeued);
                         state.queued += count - done_records;
+                        state.queued_since.get_or_insert(Instant::now());
                         if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
                             break;
                         }
@@ -466,6 +492,7 @@ impl Journal {
                     retry_at.filter(|_| !state.queue.is_empty() || dirty),
                     sync_at,
                     gather_until,
+                    linger_until.filter(|_| !state.queue.is_empty()),
                 ]
                 .into_iter()
                 .flatten()
