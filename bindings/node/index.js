@@ -9,6 +9,7 @@
 const { NativeCollector, NativeCheckpointStore } = require('./native.js')
 
 const METRIC_RECORDED = 'metric-recorded'
+const RECORDED = Promise.resolve()
 
 /** The record as JSON, or a TypeError for what cannot be one. */
 function toJson(value, what) {
@@ -48,12 +49,18 @@ class InvocationMetricsCollector {
    * Validates the metric at once (rejecting with an Error that names the field), keeps it
    * in memory, queues it for the file and emits `metric-recorded`. Never waits for the disk.
    */
-  async record(metric) {
-    const json = toJson(metric, 'metric')
-    this.#native.record(json)
-    if (this.#listeners.length > 0 || this.#eventBus !== null) {
-      this.#emit(JSON.parse(json))
+  record(metric) {
+    try {
+      const json = toJson(metric, 'metric')
+      this.#native.record(json)
+      if (this.#listeners.length > 0 || this.#eventBus !== null) {
+        this.#emit(JSON.parse(json))
+      }
+    } catch (error) {
+      return Promise.reject(error)
     }
+    // Already settled: nothing to wait for, and no new promise per record.
+    return RECORDED
   }
 
   #emit(metric) {
