@@ -12,6 +12,7 @@ use crate::atomic_file::sync_parent_dir;
 use crate::bus::{FleetEventBus, Subscription};
 use crate::checkpoint::{CheckpointState, CheckpointStore};
 use crate::error::{Error, Result, ValidationError};
+use crate::hashing::hash64;
 use crate::journal::{
     Chunk, Durability, InputStart, Journal, JournalState, LineProblem, TailRepair, open_for_append,
     parse_chunks, repair_tail, visit_records,
@@ -304,7 +305,7 @@ impl InvocationMetricsCollector {
             )));
         }
         line.push(b'\n');
-        if self.journal.lock().keep_records {
+        if self.journal.keep_records {
             self.journal.append(metric, &line, |_| ())
         } else {
             // Same lock order as compute_aggregate: the aggregate, then the journal.
@@ -493,9 +494,9 @@ impl InvocationMetricsCollector {
             let before = state.records.len();
             let duplicates = state.records.append_unique(found);
             let JournalState { ids, records, .. } = &mut *state;
-            let records = &*records;
+            // `append_unique` has left repeats out already.
             for position in before..records.len() {
-                ids.insert(records.id(position).unwrap_or_default(), position, records);
+                ids.note(hash64(records.id(position).unwrap_or_default()));
             }
             state.count = state.records.len();
             // `folded` covers exactly the appended records unless duplicates were left
@@ -514,7 +515,7 @@ impl InvocationMetricsCollector {
                 ..
             } = &mut *state;
             found.visit_from(0, |m| {
-                if ids.insert(&m.invocation_id, *count, records) {
+                if ids.insert(hash64(&m.invocation_id), &m.invocation_id, records) {
                     *count += 1;
                     cached.1.add(m);
                     cached.0 += 1;

@@ -5,7 +5,7 @@
 //! million records. Nothing hashed here is written to disk, so the function may change
 //! between versions.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 
 /// For hash sets and maps whose every match is confirmed by comparing the keys.
 pub(crate) type FastHash = foldhash::fast::RandomState;
@@ -17,4 +17,26 @@ pub(crate) fn hash64(value: impl Hash) -> u64 {
     const STATE: foldhash::quality::FixedState =
         foldhash::quality::FixedState::with_seed(0x1d_2026);
     STATE.hash_one(value)
+}
+
+/// For sets of [`hash64`] values: they are hashes already, and hashing them again would only
+/// cost time.
+pub(crate) type IdentityBuild = BuildHasherDefault<IdentityHasher>;
+
+/// Passes a `u64` through as its own hash.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }

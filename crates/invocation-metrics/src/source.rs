@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::hash::BuildHasherDefault;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use crate::aggregate::log::SortedLog;
 
 use crate::collector::METRICS_FILE_NAME;
 use crate::error::{Error, Result};
+use crate::hashing::IdentityBuild;
 use crate::journal::{
     Chunk, InputStart, LineProblem, READ_BUFFER_BYTES, parse_chunks, visit_records,
 };
@@ -667,25 +667,5 @@ impl<F: RecordFold> ChunkResult<F> {
         result.problems = problems;
         result.bytes_read = bytes;
         result
-    }
-}
-
-type IdentityBuild = BuildHasherDefault<IdentityHasher>;
-
-/// The set already holds hashes; hashing them again would only cost time.
-#[derive(Debug, Default)]
-struct IdentityHasher(u64);
-
-impl std::hash::Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::hashing::{FastHash, hash64};
+use crate::hashing::{FastHash, IdentityBuild};
 use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
 
 /// Records in the order they were added.
@@ -121,58 +121,35 @@ impl Texts {
     }
 }
 
-/// The ids a collector has taken, to refuse a second record with the same id: a 64-bit hash
-/// of each id and, when the records are kept, the position of its record, so that a match
-/// is confirmed against the record's own id (ids whose hashes collide go to a small exact
-/// set). Without the records only the hashes are kept: 8 bytes an id.
-#[derive(Debug)]
-pub(crate) enum IdIndex {
-    Exact {
-        positions: HashMap<u64, usize, FastHash>,
-        collided: HashSet<Box<str>, FastHash>,
-    },
-    Hashes(HashSet<u64, FastHash>),
+/// The ids a collector has taken, to refuse a second record with the same id: a set of
+/// 64-bit hashes (8 bytes an id). When the records are kept, a hash already in the set is
+/// confirmed against the stored ids — a scan, but only for a real repeat (an error) or a
+/// true collision of two ids' hashes; without the records, the hash decides (two different
+/// ids collide with probability about 2^-64 per pair).
+#[derive(Debug, Default)]
+pub(crate) struct IdIndex {
+    hashes: HashSet<u64, IdentityBuild>,
+    exact: bool,
 }
 
 impl IdIndex {
-    /// An index that confirms matches against the kept records, or one of hashes alone.
+    /// An index that confirms repeats against the kept records, or one of hashes alone.
     pub fn new(exact: bool) -> Self {
-        match exact {
-            true => Self::Exact {
-                positions: HashMap::default(),
-                collided: HashSet::default(),
-            },
-            false => Self::Hashes(HashSet::default()),
+        Self {
+            hashes: HashSet::default(),
+            exact,
         }
     }
 
-    /// Takes `id` for the record at `position` of `records`; `false` if it was taken
-    /// before. Exact when the records are kept; from hashes alone, a hash equal to an
-    /// earlier id's counts as that id (two different ids collide with probability about
-    /// 2^-64 per pair).
-    pub fn insert(&mut self, id: &str, position: usize, records: &RecordStore) -> bool {
-        let hash = hash64(id);
-        match self {
-            Self::Hashes(hashes) => hashes.insert(hash),
-            Self::Exact {
-                positions,
-                collided,
-            } => match positions.entry(hash) {
-                std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(position);
-                    true
-                }
-                std::collections::hash_map::Entry::Occupied(entry) => {
-                    records.id(*entry.get()) != Some(id) && collided.insert(Box::from(id))
-                }
-            },
-        }
+    /// Takes the id whose [`hash64`](crate::hashing::hash64) is `hash`; `false` if it was
+    /// taken before. `records` are the kept records, for the exact check.
+    pub fn insert(&mut self, hash: u64, id: &str, records: &RecordStore) -> bool {
+        self.hashes.insert(hash) || (self.exact && !records.ids().any(|taken| taken == id))
     }
-}
 
-impl Default for IdIndex {
-    fn default() -> Self {
-        Self::new(true)
+    /// Takes an id known not to be taken (the loader has left repeats out already).
+    pub fn note(&mut self, hash: u64) {
+        self.hashes.insert(hash);
     }
 }
 

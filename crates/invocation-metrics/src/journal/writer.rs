@@ -142,6 +142,8 @@ struct FlushWaiter {
 pub(crate) struct Journal {
     pub path: PathBuf,
     pub durability: Durability,
+    /// Whether the records are kept (also in the state, where the loader reads it).
+    pub keep_records: bool,
     pub bus: FleetEventBus,
     state: Mutex<JournalState>,
     /// Records written to the OS: what a `flush()` waits for unless the policy is `Always`.
@@ -169,6 +171,7 @@ impl Journal {
         Self {
             path,
             durability,
+            keep_records,
             bus,
             state: Mutex::new(JournalState {
                 file_len,
@@ -200,6 +203,8 @@ impl Journal {
         line: &[u8],
         on_accept: impl FnOnce(&InvocationMetric),
     ) -> Result<(), Error> {
+        // Hashed before taking the lock every recording thread wants.
+        let hash = crate::hashing::hash64(&metric.invocation_id);
         let mut state = self.lock();
         let JournalState {
             ids,
@@ -208,7 +213,7 @@ impl Journal {
             count,
             ..
         } = &mut *state;
-        if !ids.insert(&metric.invocation_id, *count, records) {
+        if !ids.insert(hash, &metric.invocation_id, records) {
             return Err(duplicate_id(&metric.invocation_id));
         }
         *count += 1;
