@@ -123,11 +123,11 @@ pub fn run(args: &IngestArgs) -> Result<ExitCode> {
             }
             Err(refusal) => {
                 rejected += 1;
-                eprintln!(
-                    "rejected line {}: {}",
-                    line.number,
-                    terminal_safe(&refusal.reason)
-                );
+                let what = match refusal.field {
+                    Some(field) => format!("invalid `{field}`: {}", refusal.reason),
+                    None => refusal.reason.clone(),
+                };
+                eprintln!("rejected line {}: {}", line.number, terminal_safe(&what));
                 let printed = answer(&Answer::Rejected(Rejection {
                     line: line.number,
                     invocation_id: refusal.invocation_id.as_deref(),

@@ -26,6 +26,10 @@ fn ingest_records_every_valid_line_and_answers_each() {
         common::run_with_stdin(&["ingest", dir.path().to_str().unwrap()], input);
     assert_eq!(code, 1, "a rejected line makes the exit status 1: {stderr}");
     assert!(stderr.contains("ingest: 2 line(s) rejected"), "{stderr}");
+    assert!(
+        stderr.contains("invalid `invocationId`: \"inv-01\" was already recorded"),
+        "the human-readable line names the field too: {stderr}"
+    );
     let answers = answers(&stdout);
     assert_eq!(answers[0], serde_json::json!({"ready": true}));
 
