@@ -144,8 +144,10 @@ fn acknowledged_records_survive_sigkill_exactly_once() {
         assert_eq!(report.duplicates, 0, "a record appears twice: {context}");
 
         let mut found: BTreeMap<u64, BTreeMap<u64, Vec<u64>>> = BTreeMap::new();
+        let mut verified = Vec::new();
         for m in collector.get_all() {
-            if m.invocation_id.starts_with("verify-") {
+            if let Some(g) = m.invocation_id.strip_prefix("verify-") {
+                verified.push(g.parse::<u64>().unwrap());
                 continue;
             }
             let mut parts = m.invocation_id[1..]
@@ -156,6 +158,13 @@ fn acknowledged_records_survive_sigkill_exactly_once() {
             let seq: u64 = parts.next().unwrap().parse().unwrap();
             found.entry(g).or_default().entry(t).or_default().push(seq);
         }
+        // Each earlier writer in this directory closed cleanly after its record: each is
+        // there once, in order.
+        let earlier: Vec<u64> = (generation - generation % KILLS_PER_DIR..generation).collect();
+        assert_eq!(
+            verified, earlier,
+            "the verifying writers' records: {context}"
+        );
         let current = found.remove(&generation).unwrap_or_default();
         for (t, seqs) in &current {
             let prefix: Vec<u64> = (0..seqs.len() as u64).collect();

@@ -15,9 +15,13 @@ fn every_policy_writes_every_record_once_flushed() {
         Durability::Always,
     ] {
         let (_dir, collector) = common::shared_collector(durability);
+        // A watchdog, not a timing: a flush that is never acknowledged fails the test
+        // instead of hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let collector = Arc::clone(&collector);
+                let done = done.clone();
                 std::thread::spawn(move || {
                     for i in 0..200 {
                         collector
@@ -28,9 +32,15 @@ fn every_policy_writes_every_record_once_flushed() {
                         let lines = common::lines(collector.path());
                         assert!(lines.iter().any(|l| l.contains(&format!("\"{t}-{i}\""))));
                     }
+                    done.send(()).unwrap();
                 })
             })
             .collect();
+        for _ in 0..threads.len() {
+            finished
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{durability:?}: a flush was never acknowledged"));
+        }
         for t in threads {
             t.join().unwrap();
         }

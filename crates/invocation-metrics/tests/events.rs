@@ -50,18 +50,37 @@ fn a_lagging_subscriber_loses_the_oldest_and_is_told_how_many() {
     );
 }
 
+/// The receiver waits first, parked; the record comes from another task on the same
+/// single thread afterwards. A `recv()` that blocked the thread would never let that task
+/// run: the watchdog turns the hang into a failure.
 #[test]
 fn async_subscribers_receive_without_blocking_the_executor() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let collector = std::sync::Arc::new(InvocationMetricsCollector::open(dir.path()).unwrap());
     let mut events = collector.subscribe();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let received = runtime.block_on(async {
-        collector.record(common::metric("async", 1)).unwrap();
-        events.recv().await
+    let (done, finished) = std::sync::mpsc::channel();
+    let recorder = std::sync::Arc::clone(&collector);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let received = runtime.block_on(async move {
+            let record_later = tokio::spawn(async move {
+                // Let the receiver reach its await and park first.
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                recorder.record(common::metric("async", 1)).unwrap();
+            });
+            let received = events.recv().await;
+            record_later.await.unwrap();
+            received
+        });
+        let _ = done.send(received);
     });
+    let received = finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("recv() blocked the executor's only thread");
     assert!(matches!(received, Ok(FleetEvent::MetricRecorded(m)) if m.invocation_id == "async"));
 }
 

@@ -850,6 +850,9 @@ mod tests {
         let one_pass = aggregate(&[huge.clone(), small.clone(), huge.clone()], 1000);
         assert_eq!(one_pass.total_tokens, u64::MAX);
         assert_eq!(one_pass.total_duration_ms, u64::MAX);
+        // Two costs of 1e300 saturate the picodollar sum (validation keeps records far
+        // below this; the accumulator itself must still never wrap to a small number).
+        assert_eq!(one_pass.total_cost, pico_to_usd(i128::MAX));
         let mut merged: MetricsAccumulator = [&small].into_iter().collect();
         merged.merge(&[&huge, &huge].into_iter().collect());
         assert_eq!(merged.finish(&AggregateOptions::default()), one_pass);
