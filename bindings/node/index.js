@@ -37,6 +37,11 @@ class InvocationMetricsCollector {
       throw new TypeError('logger must have a warn(message, ...meta) method')
     }
     const { durability, bucketWidthMs, baseTier, eventBus } = options ?? {}
+    for (const [name, value, type] of [['durability', durability, 'string'], ['bucketWidthMs', bucketWidthMs, 'number'], ['baseTier', baseTier, 'string']]) {
+      if (value != null && typeof value !== type) {
+        throw new TypeError(`options.${name} must be a ${type}, got ${typeof value}`)
+      }
+    }
     if (eventBus != null && typeof eventBus.emit !== 'function') {
       throw new TypeError('options.eventBus must have an emit(event, payload) method')
     }

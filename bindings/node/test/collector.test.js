@@ -119,6 +119,8 @@ test('bad options throw at construction', () => {
   assert.throws(() => new InvocationMetricsCollector(tempDir(), undefined, { durability: 'sometimes' }), /durability/)
   assert.throws(() => new InvocationMetricsCollector(tempDir(), undefined, { bucketWidthMs: 0 }), /bucketWidthMs/)
   assert.throws(() => new InvocationMetricsCollector(''), TypeError)
+  assert.throws(() => new InvocationMetricsCollector(tempDir(), undefined, { bucketWidthMs: '1000' }), /options\.bucketWidthMs must be a number/)
+  assert.throws(() => new InvocationMetricsCollector(tempDir(), undefined, { baseTier: 1 }), /options\.baseTier must be a string/)
   assert.throws(() => new InvocationMetricsCollector(tempDir(), { info() {} }), /warn/)
 })
 

@@ -43,9 +43,26 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
+/// How deep lists and dicts may nest inside a metric (a cycle would otherwise recurse until
+/// the stack runs out).
+const MAX_DEPTH: usize = 64;
+
 /// Writes a Python value as JSON; `key` names the top-level field it belongs to, for errors.
 fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
+    to_json_within(value, key, 0)
+}
+
+fn to_json_within(
+    value: &Bound<'_, PyAny>,
+    key: &str,
+    depth: usize,
+) -> PyResult<serde_json::Value> {
     use serde_json::Value;
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "invalid `{key}`: nested more than {MAX_DEPTH} levels deep (or a list or dict that contains itself)"
+        )));
+    }
     if value.is_none() {
         return Ok(Value::Null);
     }
@@ -68,7 +85,12 @@ fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
         return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
     }
     if let Ok(s) = value.downcast::<PyString>() {
-        return Ok(Value::String(s.to_str()?.to_owned()));
+        let text = s.to_str().map_err(|_| {
+            PyValueError::new_err(format!(
+                "invalid `{key}`: not valid Unicode text (a lone surrogate?)"
+            ))
+        })?;
+        return Ok(Value::String(text.to_owned()));
     }
     if let Ok(t) = value.downcast::<PyDateTime>() {
         if t.getattr("tzinfo")?.is_none() || t.call_method0("utcoffset")?.is_none() {
@@ -84,7 +106,7 @@ fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
             let k: String = k
                 .extract()
                 .map_err(|_| PyTypeError::new_err(format!("keys of `{key}` must be strings")))?;
-            let v = to_json(&v, &k)?;
+            let v = to_json_within(&v, &k, depth + 1)?;
             map.insert(k, v);
         }
         return Ok(Value::Object(map));
@@ -92,7 +114,7 @@ fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
     if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
         return value
             .try_iter()?
-            .map(|item| to_json(&item?, key))
+            .map(|item| to_json_within(&item?, key, depth + 1))
             .collect::<PyResult<Vec<_>>>()
             .map(Value::Array);
     }

@@ -174,3 +174,14 @@ def test_checkpoint_store_round_trip_and_save_checkpoint(tmp_path):
     assert saved == {"metricsCount": 5, "completedPhase": 1}
     assert store.load() == saved
     assert store.path.endswith("checkpoint.json")
+
+
+def test_self_containing_and_non_unicode_values_are_refused_naming_the_field(tmp_path):
+    loop = []
+    loop.append(loop)
+    with InvocationMetricsCollector(tmp_path) as collector:
+        with pytest.raises(ValueError, match="`notes`: nested more than 64 levels"):
+            collector.record(metric(1, notes=loop))
+        with pytest.raises(ValueError, match="`agent`: not valid Unicode"):
+            collector.record(metric(2, agent="coder\udc00"))
+        assert len(collector) == 0

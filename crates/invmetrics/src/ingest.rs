@@ -80,6 +80,11 @@ pub fn run(args: &IngestArgs) -> Result<ExitCode> {
             .keep_records(false)
             .open()?,
     );
+    // The ids already in the file are taken too: a line repeating one is refused now, not
+    // acknowledged and then dropped by every reader. (Damaged lines are warned about.)
+    collector
+        .load_from_disk(0)
+        .context("cannot read the ids already recorded")?;
     answer(&Answer::Ready(true))?;
     let progress = Arc::new(Progress::default());
     let (stop, stopped) = mpsc::channel::<()>();

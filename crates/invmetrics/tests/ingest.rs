@@ -149,6 +149,25 @@ fn ingest_into_a_plain_file_says_it_needs_a_directory() {
     );
 }
 
+/// A second run refuses the ids the first one recorded.
+#[test]
+fn ingest_refuses_an_id_already_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let small = String::from_utf8(common::fixture("small.jsonl")).unwrap();
+    let (code, _, stderr) = common::run_with_stdin(&["ingest", dir_arg], small.clone());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = common::run_with_stdin(&["ingest", dir_arg], small);
+    assert_eq!(code, 1);
+    let rejected = answers(&stdout)
+        .iter()
+        .filter(|a| a.get("rejected").is_some())
+        .count();
+    assert_eq!(rejected, 10, "{stdout}");
+    let file = std::fs::read_to_string(dir.path().join("invocations.jsonl")).unwrap();
+    assert_eq!(file.lines().count(), 10);
+}
+
 #[test]
 fn ingest_into_a_locked_directory_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();

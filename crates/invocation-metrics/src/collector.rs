@@ -85,6 +85,10 @@ impl CollectorBuilder {
     /// per pair of ids) and [`load_from_disk`](InvocationMetricsCollector::load_from_disk)
     /// work as before. For long-lived pipes such as `invmetrics ingest`, whose memory must
     /// not grow with every record.
+    ///
+    /// In this mode `record()` folds each record into the aggregate as it takes it, and
+    /// the aggregate's spill file may then be written to: the one case where `record()`
+    /// can wait for the disk.
     pub fn keep_records(mut self, keep: bool) -> Self {
         self.keep_records = keep;
         self
@@ -346,6 +350,11 @@ impl InvocationMetricsCollector {
     /// into it, so after a power cut at any moment the saved `metricsCount` counts only
     /// records the file still holds, under every policy. [`CheckpointStore::save`] on its
     /// own is for states without a metrics count.
+    ///
+    /// The count is the collector's ([`get_count`](Self::get_count)): the records it holds.
+    /// It is a position in the file when the history was restored with `load_from_disk(0)`;
+    /// after `load_from_disk(n)` (the seed's flow) it counts only what came after those `n`,
+    /// so add them yourself if your next resume should skip them too.
     ///
     /// ```
     /// use invocation_metrics::{CheckpointState, CheckpointStore, InvocationMetric, InvocationMetricsCollector, Timestamp};

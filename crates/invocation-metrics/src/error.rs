@@ -84,6 +84,21 @@ pub enum Error {
         source: Option<Arc<io::Error>>,
     },
 
+    /// A sync (`fdatasync`) of the metrics file failed. Records written since the last good
+    /// sync may not be on stable storage, and no later sync can prove they are (the OS may
+    /// have dropped the pages that failed): every durable wait — `sync`, `checkpoint`, a
+    /// flush under `Durability::Always`, `close` — fails from then on. Writes go on.
+    #[error(
+        "cannot sync {}: {source}; records written since the last good sync may not be on disk, and no later sync of this collector can prove they are (close it, check the disk, then reopen)",
+        path.display()
+    )]
+    SyncFailed {
+        /// The metrics file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+
     /// The background writer is gone (it panicked or the collector is closing).
     #[error("the metrics writer for {} has stopped", path.display())]
     WriterStopped {

@@ -90,3 +90,32 @@ fn no_flusher_sleeps_through_its_acknowledgement() {
         assert_eq!(lines.len() as u64, threads * per_thread, "{durability:?}");
     }
 }
+
+/// Regression: once the writer was idle, a record that nobody flushed stayed in memory
+/// until the next flush (lines waited to be woken by a long queue only), so a crash lost it
+/// however long ago it was recorded. The first line of a batch wakes the writer; it then
+/// lingers at most a few milliseconds. (A watchdog of 10 s, not a timing.)
+#[test]
+fn a_record_nobody_flushes_still_reaches_the_file() {
+    for durability in [
+        Durability::Buffered,
+        Durability::Periodic(Duration::from_secs(3600)),
+        Durability::Always,
+    ] {
+        let (_dir, collector) = common::shared_collector(durability);
+        for round in 0..3u64 {
+            // Each round starts with an idle writer: the previous line is written.
+            collector
+                .record(common::metric(format!("unflushed-{round}"), round))
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while common::lines(collector.path()).len() as u64 <= round {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{durability:?}: round {round}'s record never reached the file"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}

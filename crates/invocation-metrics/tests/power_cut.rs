@@ -122,26 +122,6 @@ fn power_cut_child() {
     }
 }
 
-/// Compiles the sync-logging shim once per test process.
-fn sync_log_shim() -> &'static Path {
-    static SHIM: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    let (_, path) = SHIM.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("libsynclog.so");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/power_cut/sync_log.c");
-        let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&out)
-            .arg(&source)
-            .arg("-ldl")
-            .status()
-            .expect("the power-cut test needs a C compiler (cc, or $CC) to build its shim");
-        assert!(status.success(), "building {} failed", source.display());
-        (dir, out)
-    });
-    path
-}
-
 /// What the child said before it was killed.
 #[derive(Debug, Default)]
 struct ChildReport {
@@ -177,7 +157,7 @@ fn run_and_kill(dir: &Path, sync_log: &Path, round: &Round) -> ChildReport {
         .env(CHILD_DIR, dir)
         .env(CHILD_POLICY, round.policy.to_string())
         .env(CHILD_ROUND, round.number.to_string())
-        .env("LD_PRELOAD", sync_log_shim())
+        .env("LD_PRELOAD", common::sync_shim())
         .env(SYNC_LOG, sync_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

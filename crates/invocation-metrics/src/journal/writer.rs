@@ -120,6 +120,8 @@ pub(crate) struct JournalState {
     pub file_len: u64,
     /// The last write or sync error, until a write succeeds again.
     error: Option<Arc<io::Error>>,
+    /// The first failed sync: from then on no sync is trusted (see `Error::SyncFailed`).
+    sync_failed: Option<Arc<io::Error>>,
     error_epoch: u64,
     shutdown: bool,
     writer_waiting: bool,
@@ -221,7 +223,8 @@ impl Journal {
             records.push(&metric);
         }
         on_accept(&metric);
-        if state.queue.is_empty() {
+        let first_in_queue = state.queue.is_empty();
+        if first_in_queue {
             state.queued_since = Some(Instant::now());
         }
         state.queue.extend_from_slice(line);
@@ -231,9 +234,10 @@ impl Journal {
             self.bus
                 .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
         }
-        // A flush nudges the writer itself; otherwise it comes for the line within
-        // `LINGER`, or now if the queue has grown long.
-        if state.queue.len() >= NUDGE_BYTES {
+        // The first line of a batch wakes an idle writer, which then lets it linger up to
+        // `LINGER` for company; a long queue wakes it to write now. (A flush nudges it
+        // itself.)
+        if first_in_queue || state.queue.len() >= NUDGE_BYTES {
             self.nudge_writer(&mut state);
         }
         Ok(())
@@ -281,6 +285,12 @@ impl Journal {
         loop {
             if done.load(Ordering::Acquire) >= target {
                 return Ok(());
+            }
+            if durable && let Some(source) = state.sync_failed.clone() {
+                return Err(Error::SyncFailed {
+                    path: self.path.clone(),
+                    source,
+                });
             }
             if state.error_epoch != epoch
                 && let Some(source) = state.error.clone()
@@ -346,7 +356,13 @@ impl Journal {
         }
         let pending = state.recorded - state.written;
         if pending == 0 {
-            return Ok(());
+            return match state.sync_failed.clone() {
+                Some(source) if self.durability != Durability::Buffered => Err(Error::SyncFailed {
+                    path: self.path.clone(),
+                    source,
+                }),
+                _ => Ok(()),
+            };
         }
         Err(Error::Unwritten {
             path: self.path.clone(),
@@ -396,17 +412,21 @@ impl Journal {
                     can_write = false;
                 }
             }
-            let dirty = state.written > state.synced;
+            // After a failed sync none is trusted, so none is tried.
+            let dirty = state.written > state.synced && state.sync_failed.is_none();
             let sync_at = match self.durability {
                 // A `sync()` is waiting, whatever the policy.
                 _ if dirty && state.sync_wanted > state.synced => Some(now),
                 Durability::Buffered => None,
                 Durability::Always => dirty.then_some(now),
-                Durability::Periodic(interval) if dirty => Some(if state.shutdown {
-                    now
-                } else {
-                    last_sync + interval
-                }),
+                // An interval too long to add (`Duration::MAX` for "never") never comes.
+                Durability::Periodic(interval) if dirty => {
+                    if state.shutdown {
+                        Some(now)
+                    } else {
+                        last_sync.checked_add(interval)
+                    }
+                }
                 Durability::Periodic(_) => None,
             };
             let sync_due = sync_at.is_some_and(|t| now >= t) && retry_at.is_none_or(|t| now >= t);
@@ -485,9 +505,10 @@ impl Journal {
                         self.acknowledge(&mut state, true, target, &mut woken);
                     }
                     Err(e) => {
-                        if self.fail(&mut state, e, &mut retry_at, &mut backoff, &mut woken) {
-                            break;
-                        }
+                        tracing::error!(path = %self.path.display(), error = %e, "cannot sync metrics; no later sync can prove they are on disk");
+                        state.sync_failed = Some(Arc::new(io::Error::new(e.kind(), e.to_string())));
+                        // Wakes the durable waiters, who now see the failure.
+                        self.raise_alarm(&mut state, &mut woken);
                     }
                 }
             } else if state.shutdown && state.queue.is_empty() && sync_at.is_none() {

@@ -59,3 +59,27 @@ pub fn lines(path: &std::path::Path) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The `LD_PRELOAD` shim of `tests/power_cut/sync_log.c` (it logs what each sync covered, and
+/// fails syncs on demand), compiled once per test process with the system C compiler.
+pub fn sync_shim() -> &'static std::path::Path {
+    static SHIM: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, path) = SHIM.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("libsynclog.so");
+        let source =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/power_cut/sync_log.c");
+        let status =
+            std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+                .args(["-shared", "-fPIC", "-O1", "-o"])
+                .arg(&out)
+                .arg(&source)
+                .arg("-ldl")
+                .status()
+                .expect("the sync shim needs a C compiler (cc, or $CC)");
+        assert!(status.success(), "building {} failed", source.display());
+        (dir, out)
+    });
+    path
+}

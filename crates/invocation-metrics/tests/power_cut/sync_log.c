@@ -6,10 +6,15 @@
  *
  * The line is written after the sync returns and before the caller sees the result, so
  * anything the caller acknowledges after a sync is covered by a line already in the log.
+ *
+ * For tests/sync_failure.rs: while the file named by INVMETRICS_FAIL_SYNC_IF exists, a sync
+ * of a file whose name ends in "invocations.jsonl" fails with EIO, as a failing disk's does.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -37,6 +42,24 @@ static void log_sync(int fd, long long size) {
     }
 }
 
+/* Whether this sync of `fd` is to fail (see above). */
+static int should_fail(int fd) {
+    const char *trigger = getenv("INVMETRICS_FAIL_SYNC_IF");
+    if (trigger == NULL || access(trigger, F_OK) != 0) {
+        return 0;
+    }
+    char link[64], target[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n < 0) {
+        return 0;
+    }
+    target[n] = '\0';
+    const char *suffix = "invocations.jsonl";
+    size_t len = strlen(target), suffix_len = strlen(suffix);
+    return len >= suffix_len && strcmp(target + len - suffix_len, suffix) == 0;
+}
+
 static long long size_of(int fd) {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
@@ -46,6 +69,10 @@ int fsync(int fd) {
     static int (*real)(int);
     if (real == NULL) {
         real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    }
+    if (should_fail(fd)) {
+        errno = EIO;
+        return -1;
     }
     long long size = size_of(fd);
     int result = real(fd);
@@ -59,6 +86,10 @@ int fdatasync(int fd) {
     static int (*real)(int);
     if (real == NULL) {
         real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    }
+    if (should_fail(fd)) {
+        errno = EIO;
+        return -1;
     }
     long long size = size_of(fd);
     int result = real(fd);
