@@ -386,6 +386,8 @@ impl Journal {
         // cost) lets the next sync serve them all instead of one or two at a time.
         let (mut released, mut sync_cost, mut gather_until) = (0u64, Duration::ZERO, None);
         let mut spare: Vec<u8> = Vec::new();
+        // The length to cut the file back to before the next write, when a cut failed.
+        let mut uncut: Option<u64> = None;
         // Flushers to unpark once the lock is let go.
         let mut woken: Vec<Thread> = Vec::new();
         let mut state = self.lock();
@@ -440,10 +442,23 @@ impl Journal {
                 state.queued_since = None;
                 let start_len = state.file_len;
                 drop(state);
-                let (done, result) = write_in_runs(&mut file, &batch);
-                if result.is_err() {
-                    // Cut back a partial line so the retry starts on a line boundary.
-                    let _ = file.set_len(start_len + done as u64);
+                // A partial line a failed write left, and a failed cut could not remove,
+                // must go before anything is appended after it (appends land at the end).
+                let cut = match uncut {
+                    Some(len) => file.set_len(len).map(|()| uncut = None),
+                    None => Ok(()),
+                };
+                let (done, result) = match cut {
+                    Ok(()) => write_in_runs(&mut file, &batch),
+                    Err(e) => (0, Err(e)),
+                };
+                if result.is_err() && uncut.is_none() {
+                    // Cut back a partial line so the retry starts on a line boundary; if
+                    // even that fails, the cut is retried before the next write.
+                    let boundary = start_len + done as u64;
+                    if file.set_len(boundary).is_err() {
+                        uncut = Some(boundary);
+                    }
                 }
                 state = self.lock();
                 // Whole runs that made it count even when a later one failed: as space

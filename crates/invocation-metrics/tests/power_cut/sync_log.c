@@ -9,6 +9,7 @@
  *
  * For tests/sync_failure.rs: while the file named by INVMETRICS_FAIL_SYNC_IF exists, a sync
  * of a file whose name ends in "invocations.jsonl" fails with EIO, as a failing disk's does.
+ * For tests/failed_cut.rs: the same for ftruncate while INVMETRICS_FAIL_TRUNCATE_IF exists.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -42,9 +43,9 @@ static void log_sync(int fd, long long size) {
     }
 }
 
-/* Whether this sync of `fd` is to fail (see above). */
-static int should_fail(int fd) {
-    const char *trigger = getenv("INVMETRICS_FAIL_SYNC_IF");
+/* Whether this call on `fd` is to fail: the trigger file `variable` names exists (see above). */
+static int should_fail_if(int fd, const char *variable) {
+    const char *trigger = getenv(variable);
     if (trigger == NULL || access(trigger, F_OK) != 0) {
         return 0;
     }
@@ -58,6 +59,38 @@ static int should_fail(int fd) {
     const char *suffix = "invocations.jsonl";
     size_t len = strlen(target), suffix_len = strlen(suffix);
     return len >= suffix_len && strcmp(target + len - suffix_len, suffix) == 0;
+}
+
+static int should_fail(int fd) {
+    return should_fail_if(fd, "INVMETRICS_FAIL_SYNC_IF");
+}
+
+static int truncate_fails(int fd) {
+    return should_fail_if(fd, "INVMETRICS_FAIL_TRUNCATE_IF");
+}
+
+int ftruncate(int fd, off_t length) {
+    static int (*real)(int, off_t);
+    if (real == NULL) {
+        real = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate");
+    }
+    if (truncate_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd, length);
+}
+
+int ftruncate64(int fd, off_t length) {
+    static int (*real)(int, off_t);
+    if (real == NULL) {
+        real = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate64");
+    }
+    if (truncate_fails(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd, length);
 }
 
 static long long size_of(int fd) {

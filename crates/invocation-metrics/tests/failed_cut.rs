@@ -1,0 +1,105 @@
+//! A write that fails part-way leaves a partial line, which the writer cuts back before
+//! retrying. Regression: the cut's own failure was ignored, and the next append (the file
+//! is opened for appending) landed after the partial line — damage in the middle of the
+//! file. Here both fail (the file-size limit stops the write; the `LD_PRELOAD` shim of
+//! `power_cut/sync_log.c` fails `ftruncate` while a trigger file exists); once they work
+//! again, every record must be in the file, in order, with no damaged line.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use invocation_metrics::{Durability, InvocationMetricsCollector, parse_line};
+
+const CHILD_DIR: &str = "INVMETRICS_FAILED_CUT_CHILD_DIR";
+const TRIGGER: &str = "INVMETRICS_FAIL_TRUNCATE_IF";
+
+/// Runs in a child with the shim loaded; prints one line per check.
+#[test]
+fn failed_cut_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let trigger = PathBuf::from(std::env::var(TRIGGER).unwrap());
+    let collector = InvocationMetricsCollector::builder(dir.join("metrics"))
+        .durability(Durability::Buffered)
+        .open()
+        .unwrap();
+    for i in 0..20 {
+        collector
+            .record(common::metric(format!("before-{i}"), i))
+            .unwrap();
+    }
+    collector.flush().unwrap();
+    let healthy_len = std::fs::metadata(collector.path()).unwrap().len();
+
+    std::fs::write(&trigger, b"").unwrap();
+    common::set_file_size_limit(healthy_len + 300);
+    for i in 0..50 {
+        collector
+            .record(common::metric(format!("during-{i}"), i))
+            .unwrap();
+    }
+    println!("flush fails: {}", collector.flush().is_err());
+    let partial = std::fs::read(collector.path()).unwrap();
+    println!("a partial line is left: {}", !partial.ends_with(b"\n"));
+
+    std::fs::remove_file(&trigger).unwrap();
+    common::set_file_size_limit(libc::RLIM_INFINITY);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while collector.flush().is_err() {
+        assert!(Instant::now() < deadline, "the writer never recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ids: Vec<String> = common::lines(collector.path())
+        .iter()
+        .map(|l| match parse_line(l.as_bytes()) {
+            Ok(m) => m.invocation_id,
+            Err(e) => format!("DAMAGED: {e}"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .map(|i| format!("before-{i}"))
+        .chain((0..50).map(|i| format!("during-{i}")))
+        .collect();
+    println!(
+        "every record once, in order, undamaged: {}",
+        ids == expected
+    );
+    if ids != expected {
+        println!("{ids:?}");
+    }
+    collector.close().unwrap();
+}
+
+#[test]
+fn a_partial_line_is_cut_before_anything_is_appended_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "failed_cut_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .env(TRIGGER, dir.path().join("fail-truncates"))
+        .env("LD_PRELOAD", common::sync_shim())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for check in [
+        "flush fails: true",
+        "a partial line is left: true",
+        "every record once, in order, undamaged: true",
+    ] {
+        assert!(
+            stdout.contains(check),
+            "{check:?} missing:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
