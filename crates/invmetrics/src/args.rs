@@ -49,6 +49,9 @@ pub enum Command {
         after_help = "Example:\n  my-orchestrator | invmetrics ingest metrics/ --durability always"
     )]
     Ingest(IngestArgs),
+    /// Send records to an observability pipeline.
+    #[command(subcommand)]
+    Export(ExportTarget),
     /// Simulate a realistic multi-agent fleet, record its metrics, print the summary and write
     /// DIR/report.html.
     #[command(
@@ -246,6 +249,64 @@ pub struct IngestArgs {
     /// Flush and acknowledge at least this often.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub flush_every: Duration,
+}
+
+/// Where `export` sends records.
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// As OpenTelemetry spans (GenAI semantic conventions) over OTLP/HTTP to any receiver.
+    ///
+    /// The standard OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    /// OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_PROTOCOL,
+    /// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured; flags win.
+    #[command(
+        after_help = "Examples:\n  invmetrics export otlp run/ --endpoint http://collector:4318\n  invmetrics export otlp --follow run/ --header x-tenant=team-a"
+    )]
+    Otlp(OtlpArgs),
+}
+
+/// `export otlp` arguments.
+#[derive(Debug, Args)]
+pub struct OtlpArgs {
+    /// Inputs (with --follow: the one metrics directory to follow).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Base URL of the receiver; /v1/traces is appended [default: http://localhost:4318].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Wire format (only http/json is built in).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+    /// Signals to send (only traces is built in).
+    #[arg(long, value_name = "LIST", default_value = "traces")]
+    pub signals: String,
+    /// A request header, K=V (repeatable).
+    #[arg(long = "header", value_name = "K=V", value_parser = key_value)]
+    pub headers: Vec<(String, String)>,
+    /// A resource attribute, K=V (repeatable); service.name defaults to invocation-metrics.
+    #[arg(long = "resource", value_name = "K=V", value_parser = key_value)]
+    pub resource: Vec<(String, String)>,
+    /// Most spans per request.
+    #[arg(long, default_value_t = invocation_metrics::otlp::DEFAULT_BATCH_SPANS, value_parser = at_least_one::<usize>)]
+    pub batch: usize,
+    /// How long one request may take, retries included [default: 10s, or OTEL_EXPORTER_OTLP_TIMEOUT].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Keep exporting the directory's records as a collector appends them; the position is
+    /// kept in DIR/export-otlp.cursor, saved after each acknowledged batch.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: stop once no new record has come for this long.
+    #[arg(long, value_parser = parse_duration, requires = "follow")]
+    pub idle_exit: Option<Duration>,
+}
+
+/// Parses `K=V`.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{s:?} is not K=V")),
+    }
 }
 
 /// `demo` arguments.

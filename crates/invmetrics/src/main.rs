@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod export;
 mod format;
 mod ingest;
 mod input;
@@ -98,6 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repair(args) => summary::repair(&args, &mut out)?,
         Command::Ingest(_) => unreachable!("handled above"),
         Command::Demo(args) => demo::run(&args, &mut out)?,
+        Command::Export(args::ExportTarget::Otlp(args)) => export::otlp(&args, &mut out)?,
     };
     out.flush()?;
     Ok(code)

@@ -93,6 +93,8 @@ mod collector;
 mod error;
 mod hashing;
 mod journal;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod parse;
 mod record;
 mod repair;

@@ -39,3 +39,72 @@ fn outcome(output: std::process::Output) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A small HTTP/1.1 server on 127.0.0.1 for the OTLP tests: answers each request with the
+/// next scripted (status, extra header) — 200 once the script runs out — and keeps every
+/// request's headers and body.
+pub struct ScriptedReceiver {
+    pub url: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+/// A request's head (request line and headers) and body.
+pub type Request = (String, Vec<u8>);
+
+impl ScriptedReceiver {
+    pub fn start(script: Vec<(u16, &'static str)>) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let (status, extra) = script.next().unwrap_or((200, ""));
+                seen.lock().unwrap().push((head, body));
+                let reply = "{}";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        Self { url, requests }
+    }
+
+    /// The span ids of every request's body, in order.
+    pub fn span_ids(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, body)| {
+                let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+                body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| s["spanId"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,168 @@
+//! `export otlp`: records as OpenTelemetry spans, to the pipeline a fleet already runs.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use invocation_metrics::otlp::{FollowOptions, OtlpExporter, OtlpOptions, follow};
+use invocation_metrics::{Input, RecordFilter, resolve_inputs};
+
+use crate::UsageError;
+use crate::args::OtlpArgs;
+
+/// `invmetrics export otlp`.
+pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let protocol = args
+        .protocol
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/json".into());
+    if protocol != "http/json" {
+        return Err(UsageError(format!(
+            "protocol {protocol:?} is not built in: use --protocol http/json (every OTLP/HTTP receiver takes it)"
+        ))
+        .into());
+    }
+    for signal in args.signals.split(',').map(str::trim) {
+        if signal != "traces" {
+            return Err(UsageError(format!(
+                "signal {signal:?} is not built in: --signals traces"
+            ))
+            .into());
+        }
+    }
+    let traces_url = match (&args.endpoint, env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+        (Some(base), _) => format!("{}/v1/traces", base.trim_end_matches('/')),
+        (None, Some(full)) => full,
+        (None, None) => format!(
+            "{}/v1/traces",
+            env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .unwrap_or_else(|| "http://localhost:4318".into())
+                .trim_end_matches('/')
+        ),
+    };
+    // Headers and resource attributes: the environment's first, then the flags (which win).
+    let pairs = |list: Option<String>| -> Vec<(String, String)> {
+        list.unwrap_or_default()
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .filter(|(k, _)| !k.is_empty())
+            .collect()
+    };
+    let merge = |mut base: Vec<(String, String)>, flags: &[(String, String)]| {
+        for (k, v) in flags {
+            base.retain(|(existing, _)| existing != k);
+            base.push((k.clone(), v.clone()));
+        }
+        base
+    };
+    let headers = merge(pairs(env("OTEL_EXPORTER_OTLP_HEADERS")), &args.headers);
+    let mut resource = pairs(env("OTEL_RESOURCE_ATTRIBUTES"));
+    if let Some(name) = env("OTEL_SERVICE_NAME") {
+        resource = merge(resource, &[("service.name".into(), name)]);
+    }
+    if !resource.iter().any(|(k, _)| k == "service.name") {
+        resource.push(("service.name".into(), "invocation-metrics".into()));
+    }
+    let resource = merge(resource, &args.resource);
+    let timeout = args.timeout.unwrap_or_else(|| {
+        env("OTEL_EXPORTER_OTLP_TIMEOUT")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    });
+    let mut exporter = OtlpExporter::new(OtlpOptions {
+        traces_url: traces_url.clone(),
+        headers,
+        resource,
+        timeout,
+    })
+    .map_err(|e| match e {
+        invocation_metrics::otlp::ExportError::Usage(message) => UsageError(message).into(),
+        other => anyhow::Error::new(other),
+    })?;
+
+    let started = Instant::now();
+    let (records, cursor_note) = if args.follow {
+        let [dir] = &args.input.paths[..] else {
+            return Err(UsageError("--follow takes one metrics directory".into()).into());
+        };
+        if !dir.is_dir() {
+            return Err(UsageError(format!(
+                "--follow takes a metrics directory; {} is not one",
+                dir.display()
+            ))
+            .into());
+        }
+        let cursor = follow(
+            dir,
+            &mut exporter,
+            &FollowOptions {
+                batch: args.batch,
+                poll: Duration::from_millis(200),
+                idle_exit: args.idle_exit,
+            },
+        )
+        .with_context(|| format!("cannot export {}", dir.display()))?;
+        (
+            exporter.stats().spans,
+            format!("; the cursor is past record {}", cursor.records),
+        )
+    } else {
+        (export_inputs(args, &mut exporter)?, String::new())
+    };
+    let stats = exporter.stats();
+    writeln!(
+        out,
+        "exported {} record(s) as {} span(s) in {} batch(es) to {traces_url} ({} retr{}), {:.1} s{cursor_note}",
+        records,
+        stats.spans,
+        stats.batches,
+        stats.retries,
+        if stats.retries == 1 { "y" } else { "ies" },
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every input once (dialects, shards, de-duplication) and sends it in batches.
+fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
+    let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
+    let mut scan = args.input.scan(RecordFilter::default());
+    let mut batch = Vec::with_capacity(args.batch);
+    let mut failure = None;
+    let mut sent = 0u64;
+    for input in &inputs {
+        let (reader, _) = input.open()?;
+        let name = match input {
+            Input::File(path) => path.display().to_string(),
+            Input::Stdin => "<stdin>".into(),
+        };
+        scan.visit(&name, reader, |m| {
+            if failure.is_some() {
+                return;
+            }
+            batch.push(m.clone());
+            if batch.len() >= args.batch {
+                match exporter.export(&batch) {
+                    Ok(()) => sent += batch.len() as u64,
+                    Err(e) => failure = Some(e),
+                }
+                batch.clear();
+            }
+        })
+        .with_context(|| format!("cannot read {name}"))?;
+        if let Some(e) = failure.take() {
+            return Err(anyhow::Error::new(e)
+                .context(format!("{sent} record(s) were exported before the failure")));
+        }
+    }
+    exporter
+        .export(&batch)
+        .with_context(|| format!("{sent} record(s) were exported before the failure"))?;
+    sent += batch.len() as u64;
+    crate::input::report_damage(&scan.finish());
+    Ok(sent)
+}

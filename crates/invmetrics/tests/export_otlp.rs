@@ -1,0 +1,155 @@
+//! `export otlp` against a scripted local receiver: retries on "try later", headers and
+//! resource attributes, one-line errors, and `--follow` resuming from its cursor.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{ScriptedReceiver, run};
+
+#[test]
+fn every_record_arrives_once_after_the_receiver_says_try_later() {
+    let receiver = ScriptedReceiver::start(vec![(429, "Retry-After: 0\r\n"), (503, "")]);
+    let (code, stdout, stderr) = run(&[
+        "export",
+        "otlp",
+        "small.jsonl",
+        "--endpoint",
+        &receiver.url,
+        "--header",
+        "x-tenant=team-a",
+        "--resource",
+        "deployment.environment=test",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("exported 10 record(s) as 10 span(s) in 1 batch(es)")
+            && stdout.contains("(2 retries)"),
+        "{stdout}"
+    );
+    let requests = receiver.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "two refusals, then the batch");
+    let (head, body) = &requests[2];
+    assert!(head.starts_with("POST /v1/traces "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-tenant: team-a"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let resource = body["resourceSpans"][0]["resource"]["attributes"].to_string();
+    assert!(resource.contains("service.name") && resource.contains("deployment.environment"));
+    let ids = receiver.span_ids();
+    // The same batch three times, each time the same span ids.
+    assert_eq!(ids.len(), 30);
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 10);
+    assert_eq!(ids[..10], ids[20..]);
+}
+
+#[test]
+fn an_unreachable_receiver_is_a_one_line_error_and_bad_options_are_usage_errors() {
+    let (code, _, stderr) = run(&[
+        "export",
+        "otlp",
+        "small.jsonl",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("did not take the batch within 1s"),
+        "{stderr}"
+    );
+    for (flag, value, message) in [
+        ("--endpoint", "localhost:4318", "must be an http:// URL"),
+        ("--protocol", "grpc", "is not built in"),
+        ("--signals", "metrics", "is not built in"),
+    ] {
+        let (code, _, stderr) = run(&["export", "otlp", "small.jsonl", flag, value]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    // A refusal that retrying cannot change is final.
+    let receiver = ScriptedReceiver::start(vec![(400, "")]);
+    let (code, _, stderr) = run(&["export", "otlp", "small.jsonl", "--endpoint", &receiver.url]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("refused the batch: HTTP 400"), "{stderr}");
+}
+
+/// `--follow` exports what a collector appends, keeps its cursor, and a second run starts
+/// where the first stopped: nothing twice, nothing missing.
+#[test]
+fn follow_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap().to_owned();
+    let write = |from: u64, to: u64| {
+        let collector = invocation_metrics::InvocationMetricsCollector::open(dir.path()).unwrap();
+        collector.load_from_disk(0).unwrap();
+        for i in from..to {
+            let start =
+                invocation_metrics::Timestamp::from_unix_ms(1_795_510_800_000 + i as i64).unwrap();
+            collector
+                .record(invocation_metrics::InvocationMetric::new(
+                    format!("f-{i}"),
+                    "a",
+                    1,
+                    start,
+                ))
+                .unwrap();
+        }
+        collector.close().unwrap();
+    };
+    write(0, 25);
+    let receiver = ScriptedReceiver::start(vec![]);
+    let follow = |url: &str| {
+        run(&[
+            "export",
+            "otlp",
+            "--follow",
+            &dir_arg,
+            "--endpoint",
+            url,
+            "--batch",
+            "10",
+            "--idle-exit",
+            "300ms",
+        ])
+    };
+    let (code, stdout, stderr) = follow(&receiver.url);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("exported 25 record(s)") && stdout.contains("the cursor is past record 25"),
+        "{stdout}"
+    );
+    let cursor: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("export-otlp.cursor")).unwrap())
+            .unwrap();
+    assert_eq!(cursor["records"], 25);
+    assert_eq!(
+        cursor["offset"],
+        std::fs::metadata(dir.path().join("invocations.jsonl"))
+            .unwrap()
+            .len()
+    );
+
+    write(25, 40);
+    let (code, stdout, stderr) = follow(&receiver.url);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("exported 15 record(s) as 15 span(s)") && stdout.contains("past record 40"),
+        "{stdout}"
+    );
+    let ids = receiver.span_ids();
+    assert_eq!(ids.len(), 40);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        40,
+        "nothing twice"
+    );
+}

@@ -1,0 +1,528 @@
+//! Export to OpenTelemetry: each record becomes one span, sent over OTLP/HTTP (JSON) to any
+//! receiver — the Collector, or a backend that speaks OTLP (feature `otlp`).
+//!
+//! # The mapping
+//!
+//! One span per invocation, named `invoke_agent {agent}` (kind CLIENT), from `timestamp` to
+//! `timestamp + durationMs`, with status ERROR when `success` is false, and the attributes of
+//! the OpenTelemetry GenAI semantic conventions where they name a field:
+//!
+//! | attribute | from |
+//! |---|---|
+//! | `gen_ai.operation.name` | `"invoke_agent"` |
+//! | `gen_ai.agent.name` | `agent` |
+//! | `gen_ai.request.model` | `model` (when set) |
+//! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | `inputTokens`, `outputTokens` (when set) |
+//! | `gen_ai.usage.cache_read.input_tokens` | `cachedTokens` (when set) |
+//! | `error.type` | `errorClass` (when set) |
+//! | `invocation_metrics.*` | `invocation_id`, `phase`, `task_id`, `attempt`, `tier`, `cost_usd`, `exit_code`, `output_parsed`, `success`, `tokens` |
+//!
+//! Identities are derived from the record, so a batch sent twice (after a crash, or a retry
+//! whose answer was lost) is the same spans, not new ones: the trace is the task's
+//! (`agent`, `phase`, `taskId` — the attempts of one task share a trace), or the invocation's
+//! own when it has no `taskId`; the span id comes from `invocationId`. Both are FNV-1a hashes
+//! — specified, so the same on every machine and in every version; the project's in-memory
+//! hash may change between versions, these may not.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::atomic_file::write_file_atomically;
+use crate::collector::METRICS_FILE_NAME;
+use crate::parse::parse_line;
+use crate::record::InvocationMetric;
+
+/// The file beside `invocations.jsonl` where [`follow`] keeps its position.
+pub const CURSOR_FILE_NAME: &str = "export-otlp.cursor";
+
+/// Spans per request unless told otherwise (the OpenTelemetry SDKs' default batch).
+pub const DEFAULT_BATCH_SPANS: usize = 512;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The options cannot work (a URL without `http://`, say).
+    #[error("{0}")]
+    Usage(String),
+    /// The receiver refused a batch with a status that retrying cannot change.
+    #[error("{url} refused the batch: HTTP {status}: {body}")]
+    Refused {
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The receiver could not be reached, or kept answering "try later", for the whole
+    /// retry budget.
+    #[error("{url} did not take the batch within {budget:?} ({tries} tries): {last}")]
+    GaveUp {
+        /// The request's URL.
+        url: String,
+        /// The retry budget.
+        budget: Duration,
+        /// Attempts made.
+        tries: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// Reading the metrics or writing the cursor failed.
+    #[error(transparent)]
+    Io(#[from] crate::Error),
+}
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct OtlpOptions {
+    /// The traces URL, e.g. `http://localhost:4318/v1/traces`.
+    pub traces_url: String,
+    /// Extra request headers (authentication, tenant…).
+    pub headers: Vec<(String, String)>,
+    /// Resource attributes (`service.name` among them).
+    pub resource: Vec<(String, String)>,
+    /// How long one batch may take, retries included.
+    pub timeout: Duration,
+}
+
+/// What an exporter has sent so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Spans the receiver acknowledged (one per record).
+    pub spans: u64,
+    /// Requests it acknowledged.
+    pub batches: u64,
+    /// Requests sent again after a failure or a "try later".
+    pub retries: u64,
+}
+
+/// Sends batches of records as spans, retrying with back-off until the receiver takes each.
+#[derive(Debug)]
+pub struct OtlpExporter {
+    agent: ureq::Agent,
+    options: OtlpOptions,
+    resource: Value,
+    stats: ExportStats,
+}
+
+/// First pause before a retry; doubles (with jitter) up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl OtlpExporter {
+    /// An exporter for `options`; refuses a URL it cannot send to.
+    pub fn new(options: OtlpOptions) -> Result<Self, ExportError> {
+        if !options.traces_url.starts_with("http://") {
+            return Err(ExportError::Usage(format!(
+                "the OTLP endpoint must be an http:// URL, got {:?}{}",
+                options.traces_url,
+                if options.traces_url.starts_with("https://") {
+                    " (TLS is not built in: send to a local Collector, which forwards over TLS)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let attributes: Vec<Value> = options
+            .resource
+            .iter()
+            .map(|(k, v)| attribute(k, json!({ "stringValue": v })))
+            .collect();
+        Ok(Self {
+            agent: ureq::AgentBuilder::new()
+                .timeout(options.timeout.min(Duration::from_secs(30)))
+                .build(),
+            resource: json!({ "attributes": attributes }),
+            options,
+            stats: ExportStats::default(),
+        })
+    }
+
+    /// What was sent so far.
+    pub fn stats(&self) -> ExportStats {
+        self.stats
+    }
+
+    /// Sends `records` as one request and returns once the receiver acknowledged it.
+    ///
+    /// A 429, 502, 503 or 504 and a failed connection are retried, waiting as `Retry-After`
+    /// says or backing off with jitter, until the timeout; any other refusal is final.
+    pub fn export(&mut self, records: &[InvocationMetric]) -> Result<(), ExportError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let body = json!({
+            "resourceSpans": [{
+                "resource": self.resource,
+                "scopeSpans": [{
+                    "scope": { "name": "invocation-metrics", "version": env!("CARGO_PKG_VERSION") },
+                    "spans": records.iter().map(span).collect::<Vec<_>>(),
+                }],
+            }],
+        })
+        .to_string();
+        let url = &self.options.traces_url;
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let mut request = self.agent.post(url).set("Content-Type", "application/json");
+            for (name, value) in &self.options.headers {
+                request = request.set(name, value);
+            }
+            let (wait, last) = match request.send_string(&body) {
+                Ok(_) => {
+                    self.stats.spans += records.len() as u64;
+                    self.stats.batches += 1;
+                    return Ok(());
+                }
+                Err(ureq::Error::Status(status @ (429 | 502 | 503 | 504), response)) => {
+                    let retry_after = response
+                        .header("Retry-After")
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    (retry_after, format!("HTTP {status}"))
+                }
+                Err(ureq::Error::Status(status, response)) => {
+                    let mut text = response.into_string().unwrap_or_default();
+                    text.truncate(500);
+                    return Err(ExportError::Refused {
+                        url: url.clone(),
+                        status,
+                        body: text,
+                    });
+                }
+                Err(ureq::Error::Transport(e)) => (None, e.to_string()),
+            };
+            let pause = wait.unwrap_or_else(|| jittered(backoff));
+            if started.elapsed() + pause > self.options.timeout {
+                return Err(ExportError::GaveUp {
+                    url: url.clone(),
+                    budget: self.options.timeout,
+                    tries,
+                    last,
+                });
+            }
+            self.stats.retries += 1;
+            std::thread::sleep(pause);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// `pause` ± 25 %, so that exporters that failed together do not retry together.
+fn jittered(pause: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    pause.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
+}
+
+fn attribute(key: &str, value: Value) -> Value {
+    json!({ "key": key, "value": value })
+}
+
+fn string(key: &str, value: &str) -> Value {
+    attribute(key, json!({ "stringValue": value }))
+}
+
+fn int(key: &str, value: impl Into<i128>) -> Value {
+    // OTLP/JSON writes 64-bit integers as strings.
+    attribute(key, json!({ "intValue": value.into().to_string() }))
+}
+
+/// The OTLP/JSON span of one record (see [the mapping](self)).
+pub fn span(m: &InvocationMetric) -> Value {
+    let start = i128::from(m.start_ms()) * 1_000_000
+        + i128::from(m.timestamp.as_offset_date_time().nanosecond() % 1_000_000);
+    let end = start + i128::from(m.duration_ms) * 1_000_000;
+    let mut attributes = vec![
+        string("gen_ai.operation.name", "invoke_agent"),
+        string("gen_ai.agent.name", &m.agent),
+    ];
+    if let Some(model) = &m.model {
+        attributes.push(string("gen_ai.request.model", model));
+    }
+    if let Some(n) = m.input_tokens {
+        attributes.push(int("gen_ai.usage.input_tokens", n));
+    }
+    if let Some(n) = m.output_tokens {
+        attributes.push(int("gen_ai.usage.output_tokens", n));
+    }
+    if let Some(n) = m.cached_tokens {
+        attributes.push(int("gen_ai.usage.cache_read.input_tokens", n));
+    }
+    if let Some(class) = &m.error_class {
+        attributes.push(string("error.type", class));
+    }
+    attributes.push(string("invocation_metrics.invocation_id", &m.invocation_id));
+    attributes.push(int("invocation_metrics.phase", m.phase));
+    if let Some(task) = &m.task_id {
+        attributes.push(string("invocation_metrics.task_id", task));
+    }
+    attributes.push(int("invocation_metrics.attempt", m.attempt));
+    if let Some(tier) = &m.tier {
+        attributes.push(string("invocation_metrics.tier", tier));
+    }
+    attributes.push(attribute(
+        "invocation_metrics.cost_usd",
+        json!({ "doubleValue": m.cost }),
+    ));
+    attributes.push(int("invocation_metrics.exit_code", m.exit_code));
+    attributes.push(attribute(
+        "invocation_metrics.output_parsed",
+        json!({ "boolValue": m.output_parsed }),
+    ));
+    attributes.push(attribute(
+        "invocation_metrics.success",
+        json!({ "boolValue": m.success }),
+    ));
+    attributes.push(int("invocation_metrics.tokens", m.tokens));
+    // Status: UNSET (0) for a success, ERROR (2) otherwise; kind CLIENT (3).
+    let status = match m.success {
+        true => json!({ "code": 0 }),
+        false => json!({ "code": 2, "message": format!("exit code {}", m.exit_code) }),
+    };
+    json!({
+        "traceId": format!("{:032x}", trace_id(m)),
+        "spanId": format!("{:016x}", span_id(m)),
+        "name": format!("invoke_agent {}", m.agent),
+        "kind": 3,
+        "startTimeUnixNano": start.to_string(),
+        "endTimeUnixNano": end.to_string(),
+        "attributes": attributes,
+        "status": status,
+    })
+}
+
+/// The record's trace: its task's, so that the attempts of one task share it.
+pub fn trace_id(m: &InvocationMetric) -> u128 {
+    let key = match &m.task_id {
+        Some(task) => format!("task\u{0}{}\u{0}{}\u{0}{task}", m.agent, m.phase),
+        None => format!("invocation\u{0}{}", m.invocation_id),
+    };
+    fnv1a_128(key.as_bytes()).max(1)
+}
+
+/// The record's span id, from its `invocationId`.
+pub fn span_id(m: &InvocationMetric) -> u64 {
+    let h = fnv1a_128(m.invocation_id.as_bytes());
+    ((h >> 64) as u64 ^ h as u64).max(1)
+}
+
+/// FNV-1a, 128-bit: a specified hash, the same everywhere and in every version (what a
+/// span's identity needs), in five lines rather than a dependency.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+}
+
+/// Where [`follow`] is in the metrics file: saved only after the receiver acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// Bytes of the file exported (always at a line boundary).
+    pub offset: u64,
+    /// Records exported.
+    pub records: u64,
+}
+
+impl Cursor {
+    /// The cursor saved in `dir`, or the start of the file.
+    pub fn load(dir: &Path) -> Result<Self, ExportError> {
+        let path = dir.join(CURSOR_FILE_NAME);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                ExportError::Usage(format!(
+                    "{} is not a cursor ({e}); remove it to export from the start",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(crate::Error::io("read", &path, e).into()),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), ExportError> {
+        let mut json = serde_json::to_vec(self).unwrap_or_default();
+        json.push(b'\n');
+        write_file_atomically(&dir.join(CURSOR_FILE_NAME), &json)?;
+        Ok(())
+    }
+}
+
+/// How [`follow`] runs.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// Most records per request.
+    pub batch: usize,
+    /// How often to look for new lines once the file is read to its end.
+    pub poll: Duration,
+    /// Return after the file has had no new complete line this long (`None`: never).
+    pub idle_exit: Option<Duration>,
+}
+
+/// Exports the records of `dir/invocations.jsonl` as a writer appends them, from the
+/// cursor in `dir/export-otlp.cursor` on, saving the cursor (atomically) after each batch
+/// the receiver acknowledged — so a restart, even after `kill -9`, resends at most the
+/// batch in flight (the same spans: identities come from the records) and loses nothing.
+/// The file is the queue: memory holds one batch. A line still being written waits for its
+/// newline; a damaged complete line is skipped with a warning. Returns the final cursor
+/// when idle for `idle_exit`.
+pub fn follow(
+    dir: &Path,
+    exporter: &mut OtlpExporter,
+    options: &FollowOptions,
+) -> Result<Cursor, ExportError> {
+    let path: PathBuf = dir.join(METRICS_FILE_NAME);
+    let mut cursor = Cursor::load(dir)?;
+    let mut idle_since = Instant::now();
+    let mut buffer = Vec::new();
+    loop {
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(crate::Error::io("read", &path, e).into()),
+        };
+        if len < cursor.offset {
+            return Err(ExportError::Usage(format!(
+                "{} is shorter than the cursor's {} bytes (repaired or replaced?): remove {} to export it from the start",
+                path.display(),
+                cursor.offset,
+                dir.join(CURSOR_FILE_NAME).display()
+            )));
+        }
+        // Read what is there past the cursor, at most about a batch's worth of lines.
+        buffer.clear();
+        if len > cursor.offset {
+            let mut file = fs::File::open(&path).map_err(|e| crate::Error::io("read", &path, e))?;
+            file.seek(SeekFrom::Start(cursor.offset))
+                .and_then(|_| {
+                    file.take((len - cursor.offset).min(READ_WINDOW))
+                        .read_to_end(&mut buffer)
+                })
+                .map_err(|e| crate::Error::io("read", &path, e))?;
+        }
+        let complete = memchr::memrchr(b'\n', &buffer).map_or(0, |i| i + 1);
+        if complete == 0 && buffer.len() as u64 == READ_WINDOW {
+            // 64 MiB without a newline is no line a writer of ours is finishing.
+            tracing::warn!(path = %path.display(), offset = cursor.offset, "skipping 64 MiB without a newline");
+            cursor.offset += READ_WINDOW;
+            cursor.save(dir)?;
+            continue;
+        }
+        if complete == 0 {
+            if options
+                .idle_exit
+                .is_some_and(|limit| idle_since.elapsed() >= limit)
+            {
+                return Ok(cursor);
+            }
+            std::thread::sleep(options.poll);
+            continue;
+        }
+        idle_since = Instant::now();
+        // Batches of whole lines; the cursor moves past each once it is acknowledged.
+        let base = cursor.offset;
+        let mut batch = Vec::with_capacity(options.batch);
+        let mut line_start = 0usize;
+        for line_end in memchr::memchr_iter(b'\n', &buffer[..complete]) {
+            let at = base + line_start as u64;
+            let line = &buffer[line_start..line_end];
+            line_start = line_end + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !crate::journal::is_blank(line) {
+                match parse_line(line) {
+                    Ok(m) => batch.push(m),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), offset = at, "skipping a damaged line: {e}");
+                    }
+                }
+            }
+            if batch.len() >= options.batch {
+                exporter.export(&batch)?;
+                cursor = Cursor {
+                    offset: base + line_start as u64,
+                    records: cursor.records + batch.len() as u64,
+                };
+                cursor.save(dir)?;
+                batch.clear();
+            }
+        }
+        exporter.export(&batch)?;
+        cursor = Cursor {
+            offset: base + complete as u64,
+            records: cursor.records + batch.len() as u64,
+        };
+        cursor.save(dir)?;
+    }
+}
+
+/// Most bytes [`follow`] reads at a time.
+const READ_WINDOW: u64 = 64 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(id: &str, task: Option<&str>) -> InvocationMetric {
+        let mut m =
+            InvocationMetric::new(id, "coder", 2, "2026-11-27T10:00:00.125Z".parse().unwrap());
+        m.task_id = task.map(str::to_owned);
+        m.duration_ms = 1500;
+        m.input_tokens = Some(100);
+        m.cached_tokens = Some(40);
+        m.model = Some("model-a".into());
+        m.success = false;
+        m.exit_code = 3;
+        m.error_class = Some("timeout".into());
+        m
+    }
+
+    #[test]
+    fn identities_come_from_the_record_and_attempts_of_a_task_share_a_trace() {
+        let first = metric("t1-a1", Some("t1"));
+        let retry = metric("t1-a2", Some("t1"));
+        assert_eq!(trace_id(&first), trace_id(&retry));
+        assert_ne!(span_id(&first), span_id(&retry));
+        assert_eq!(span_id(&first), span_id(&metric("t1-a1", Some("t1"))));
+        assert_ne!(trace_id(&metric("x", None)), trace_id(&metric("y", None)));
+        // Fixed by the specification of FNV-1a, not by this build.
+        assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
+
+    #[test]
+    fn a_span_carries_the_genai_attributes_and_the_records_times() {
+        let s = span(&metric("t1-a1", Some("t1")));
+        assert_eq!(s["name"], "invoke_agent coder");
+        assert_eq!(s["startTimeUnixNano"], "1795773600125000000");
+        assert_eq!(s["endTimeUnixNano"], "1795773601625000000");
+        assert_eq!(s["status"]["code"], 2);
+        let attrs: std::collections::BTreeMap<String, Value> = s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_owned(), a["value"].clone()))
+            .collect();
+        assert_eq!(attrs["gen_ai.agent.name"]["stringValue"], "coder");
+        assert_eq!(attrs["gen_ai.request.model"]["stringValue"], "model-a");
+        assert_eq!(attrs["gen_ai.usage.input_tokens"]["intValue"], "100");
+        assert_eq!(
+            attrs["gen_ai.usage.cache_read.input_tokens"]["intValue"],
+            "40"
+        );
+        assert_eq!(attrs["error.type"]["stringValue"], "timeout");
+        assert_eq!(attrs["invocation_metrics.phase"]["intValue"], "2");
+        assert!(!attrs.contains_key("gen_ai.usage.output_tokens"));
+    }
+}
