@@ -177,11 +177,20 @@ def test_checkpoint_store_round_trip_and_save_checkpoint(tmp_path):
 
 
 def test_self_containing_and_non_unicode_values_are_refused_naming_the_field(tmp_path):
+    from types import MappingProxyType
+
     loop = []
     loop.append(loop)
     with InvocationMetricsCollector(tmp_path) as collector:
+        # A mapping that is not a dict is read through JSON, where a cycle would recurse.
         with pytest.raises(ValueError, match="`notes`: nested more than 64 levels"):
-            collector.record(metric(1, notes=loop))
+            collector.record(MappingProxyType(metric(1, notes=loop)))
         with pytest.raises(ValueError, match="`agent`: not valid Unicode"):
             collector.record(metric(2, agent="coder\udc00"))
+        with pytest.raises(ValueError, match="`agent`: not valid Unicode"):
+            collector.record(MappingProxyType(metric(2, agent="coder\udc00")))
         assert len(collector) == 0
+        # A dict's unknown keys are ignored, as readers ignore unknown fields.
+        collector.record(metric(3, notes=loop))
+        collector.record(MappingProxyType(metric(4)))
+        assert [m["invocationId"] for m in collector.get_all()] == ["inv-3", "inv-4"]
