@@ -130,18 +130,30 @@ fn a_gigabyte_line_without_newline_is_skipped_in_bounded_memory() {
     );
 }
 
+/// Root reads any file, so as root (CI) the command runs as `nobody` through util-linux's
+/// `setpriv`: the test means the same for every user.
 #[test]
 fn unreadable_file_is_a_data_error() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("secret.jsonl");
     fs::copy(common::fixtures().join("small.jsonl"), &path).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
-    if fs::read(&path).is_ok() {
-        return; // Running as root: permission bits do not apply.
-    }
-    let (code, _, stderr) = run(&["summary", path.to_str().unwrap()]);
-    assert_eq!(code, 1);
+    let binary = env!("CARGO_BIN_EXE_invmetrics");
+    let mut command = if fs::read(&path).is_ok() {
+        let mut as_nobody = std::process::Command::new("setpriv");
+        as_nobody.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+        as_nobody
+    } else {
+        std::process::Command::new(binary)
+    };
+    let output = command
+        .args(["summary", path.to_str().unwrap()])
+        .output()
+        .expect("setpriv (util-linux) runs the check as an unprivileged user");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_one_line_error(&stderr, "Permission denied");
 }
 

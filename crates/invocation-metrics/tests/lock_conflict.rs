@@ -39,20 +39,58 @@ fn dropping_a_collector_flushes_and_releases_the_lock() {
     assert_eq!(reopened.load_from_disk(0).unwrap().loaded, 1);
 }
 
+const READ_ONLY_CHILD_DIR: &str = "INVMETRICS_READ_ONLY_CHILD_DIR";
+
+/// The child's body: opens a directory it may not write to.
+#[test]
+fn read_only_child() {
+    let Ok(dir) = std::env::var(READ_ONLY_CHILD_DIR) else {
+        return;
+    };
+    match InvocationMetricsCollector::open(&dir) {
+        Err(e @ Error::Io { .. }) => println!("IO {e}"),
+        Err(e) => println!("OTHER {e}"),
+        Ok(_) => println!("OPENED"),
+    }
+}
+
+/// Root ignores permission bits, so the open runs in a child process as `nobody`
+/// (util-linux's `setpriv`) when the test runs as root, as CI does.
 #[test]
 fn read_only_directory_gives_a_clear_error_at_open() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let locked = dir.path().join("ro");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    // Root ignores permission bits; the check only means something for other users.
-    if std::fs::write(locked.join("probe"), b"").is_ok() {
-        return;
-    }
-    let err = InvocationMetricsCollector::open(&locked).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
-    assert!(err.to_string().contains("Permission denied"), "{err}");
+    let test_binary = std::env::current_exe().unwrap();
+    let mut command = if std::fs::write(locked.join("probe"), b"").is_ok() {
+        let _ = std::fs::remove_file(locked.join("probe"));
+        let mut as_nobody = std::process::Command::new("setpriv");
+        as_nobody
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&test_binary);
+        as_nobody
+    } else {
+        std::process::Command::new(&test_binary)
+    };
+    let output = command
+        .args([
+            "--exact",
+            "read_only_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(READ_ONLY_CHILD_DIR, &locked)
+        .output()
+        .expect("setpriv (util-linux) runs the check as an unprivileged user");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("IO ") && stdout.contains("Permission denied"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 const LOCK_CHILD_DIR: &str = "INVMETRICS_LOCK_CHILD_DIR";
