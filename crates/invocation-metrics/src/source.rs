@@ -103,20 +103,14 @@ pub fn resolve_inputs(paths: &[PathBuf], recursive: bool) -> Result<Vec<Input>> 
 fn check_readable_kind(path: &Path, meta: &fs::Metadata) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let file_type = meta.file_type();
-    let kind = if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        return Ok(());
-    };
-    Err(Error::NotAFile {
-        path: path.to_path_buf(),
-        kind,
-        hint: "not a metrics file; give a metrics file, a metrics directory, or - for stdin",
-    })
+    if file_type.is_char_device() || file_type.is_block_device() || file_type.is_socket() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: crate::repair::file_kind(meta),
+            hint: "not a metrics file; give a metrics file, a metrics directory, or - for stdin",
+        });
+    }
+    Ok(())
 }
 
 fn find_metrics_files(dir: &Path, found: &mut Vec<Input>) -> Result<()> {
