@@ -57,3 +57,32 @@ fn readers_in_another_process_never_fail_while_a_writer_appends() {
     assert_eq!(code, 0, "{stdout}");
     assert!(last > 0);
 }
+
+/// The same promise met on purpose rather than by a lucky race: the file ends in a line
+/// written only in part. `summary` notes it as incomplete and counts the rest; `check`
+/// calls it in progress while a writer holds the directory, a torn line otherwise.
+#[test]
+fn a_partial_last_line_is_incomplete_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invocations.jsonl");
+    let mut content = common::fixture("small.jsonl");
+    content.extend_from_slice(br#"{"invocationId":"inv-11","agent":"pla"#);
+    std::fs::write(&path, &content).unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+
+    let (code, stdout, stderr) = common::run(&["summary", dir_arg, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("ignored the incomplete last line 11"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("damaged"), "{stderr}");
+    let aggregate: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(aggregate["totalInvocations"], 10);
+
+    let lock = std::fs::File::create(dir.path().join("invocations.lock")).unwrap();
+    lock.lock().unwrap();
+    let (code, stdout, _) = common::run(&["check", dir_arg]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains(":11: in progress"), "{stdout}");
+}
