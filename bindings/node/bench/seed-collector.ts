@@ -6,26 +6,9 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-export interface InvocationMetric {
-  invocationId: string
-  agent: string
-  phase: number
-  taskId?: string
-  durationMs: number
-  tokens: number
-  inputTokens?: number
-  outputTokens?: number
-  cachedTokens?: number
-  cost: number
-  exitCode: number
-  success: boolean
-  attempt: number
-  outputParsed: boolean
-  model?: string
-  tier?: string
-  timestamp: string
-  errorClass?: string
-}
+// The seed's record type, as the package declares it.
+import type { InvocationMetric } from '..'
+
 
 export class SeedCollector {
   private metrics: InvocationMetric[] = []

@@ -78,12 +78,7 @@ pub struct InputArgs {
 impl InputArgs {
     /// A scan with these inputs' de-duplication and `filter`.
     pub fn scan(&self, filter: RecordFilter) -> MetricsScan {
-        let scan = MetricsScan::new(filter);
-        if self.no_dedup {
-            scan.keep_duplicates()
-        } else {
-            scan
-        }
+        MetricsScan::new(filter).keep_duplicates(self.no_dedup)
     }
 }
 

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    Error, InvocationMetricsCollector, LineError, MAX_LINE_BYTES, for_each_line, is_blank,
-    parse_line,
+    Error, InvocationMetricsCollector, LineError, MAX_LINE_BYTES, ValidationError, for_each_line,
+    is_blank, parse_line,
 };
 use serde::Serialize;
 
@@ -173,19 +173,27 @@ struct Refusal {
     reason: String,
 }
 
-fn refusal(invocation_id: Option<String>, e: &Error) -> Refusal {
-    match e {
-        Error::Invalid(invalid) => Refusal {
+impl Refusal {
+    /// The field and reason of a rule a record broke, else `other`'s text.
+    fn new(
+        invocation_id: Option<String>,
+        broken: Option<&ValidationError>,
+        other: impl std::fmt::Display,
+    ) -> Self {
+        Self {
             invocation_id,
-            field: Some(invalid.field),
-            reason: invalid.reason.clone(),
-        },
-        other => Refusal {
-            invocation_id,
-            field: None,
-            reason: other.to_string(),
-        },
+            field: broken.map(|invalid| invalid.field),
+            reason: broken.map_or_else(|| other.to_string(), |invalid| invalid.reason.clone()),
+        }
     }
+}
+
+fn refusal(invocation_id: Option<String>, e: &Error) -> Refusal {
+    let broken = match e {
+        Error::Invalid(invalid) => Some(invalid),
+        _ => None,
+    };
+    Refusal::new(invocation_id, broken, e)
 }
 
 /// A line the parser refused, with its `invocationId` when the line has a readable one.
@@ -201,18 +209,11 @@ fn line_refusal(bytes: &[u8], e: &LineError) -> Refusal {
             Some(serde_json::Value::String(id)) => Some(id),
             _ => None,
         });
-    match e {
-        LineError::Field(invalid) => Refusal {
-            invocation_id,
-            field: Some(invalid.field),
-            reason: invalid.reason.clone(),
-        },
-        other => Refusal {
-            invocation_id,
-            field: None,
-            reason: other.to_string(),
-        },
-    }
+    let broken = match e {
+        LineError::Field(invalid) => Some(invalid),
+        _ => None,
+    };
+    Refusal::new(invocation_id, broken, e)
 }
 
 /// Flushes, then prints `{"acked": N, "lines": L}` if either grew: every record counted

@@ -113,7 +113,7 @@ impl ReadAgain {
         filter: RecordFilter,
         mut on_record: impl FnMut(&InvocationMetric),
     ) -> Result<()> {
-        let mut scan = self.new_scan(filter);
+        let mut scan = MetricsScan::new(filter).keep_duplicates(self.no_dedup);
         for (input, mut source) in self.sources {
             let name = input.to_string();
             let reader = source
@@ -125,16 +125,6 @@ impl ReadAgain {
         Ok(())
     }
 
-    /// A scan with the first pass's de-duplication.
-    fn new_scan(&self, filter: RecordFilter) -> MetricsScan {
-        let scan = MetricsScan::new(filter);
-        if self.no_dedup {
-            scan.keep_duplicates()
-        } else {
-            scan
-        }
-    }
-
     /// Folds the same bytes again on all cores, with the same filter and de-duplication.
     pub fn fold<F: RecordFold>(
         self,
@@ -142,7 +132,7 @@ impl ReadAgain {
         new_total: impl Fn() -> F,
         new_chunk: impl Fn() -> F + Send + Sync + 'static,
     ) -> Result<F> {
-        let mut scan = self.new_scan(filter);
+        let mut scan = MetricsScan::new(filter).keep_duplicates(self.no_dedup);
         let (inputs, mut sources): (Vec<Input>, Vec<Again>) = self.sources.into_iter().unzip();
         // `fold_inputs` opens the inputs in order, once more in order if ids repeat.
         let mut next = 0;

@@ -243,11 +243,11 @@ impl MetricsScan {
         self
     }
 
-    /// Keeps every valid record, also those whose `invocationId` was seen before (no
-    /// de-duplication; [`ScanReport::duplicates`] stays 0). For files known to reuse ids
+    /// With `true`, keeps every valid record, also those whose `invocationId` was seen before
+    /// (no de-duplication; [`ScanReport::duplicates`] stays 0). For files known to reuse ids
     /// on purpose, or to see what de-duplication changes.
-    pub fn keep_duplicates(mut self) -> Self {
-        self.keep_duplicates = true;
+    pub fn keep_duplicates(mut self, keep: bool) -> Self {
+        self.keep_duplicates = keep;
         self
     }
 

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use invocation_metrics::{Durability, InvocationMetricsCollector, parse_line};
@@ -86,29 +85,17 @@ fn failed_cut_child() {
 #[test]
 fn a_partial_line_is_cut_before_anything_is_appended_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "failed_cut_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(TRIGGER, dir.path().join("fail-truncates"))
-        .env("LD_PRELOAD", common::sync_shim())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    for check in [
-        "flush fails: true",
-        "a partial line is left: true",
-        "the loader skips the unfinished line: true",
-        "every record once, in order, undamaged: true",
-    ] {
-        assert!(
-            stdout.contains(check),
-            "{check:?} missing:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    common::run_shimmed_child(
+        "failed_cut_child",
+        &[
+            (CHILD_DIR, dir.path()),
+            (TRIGGER, &dir.path().join("fail-truncates")),
+        ],
+        &[
+            "flush fails: true",
+            "a partial line is left: true",
+            "the loader skips the unfinished line: true",
+            "every record once, in order, undamaged: true",
+        ],
+    );
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use invocation_metrics::{
     CheckpointState, CheckpointStore, Durability, Error, InvocationMetricsCollector,
@@ -62,34 +61,19 @@ fn sync_failure_child() {
 fn after_a_failed_sync_no_durable_wait_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let trigger = dir.path().join("fail-syncs");
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sync_failure_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .env(TRIGGER, &trigger)
-        .env("LD_PRELOAD", common::sync_shim())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    for check in [
-        "sync before the fault: true",
-        "sync during the fault fails: true",
-        "sync after the fault still fails: true",
-        "checkpoint fails: true",
-        "no checkpoint saved: true",
-        "plain flush answers: true",
-        "close reports it: true",
-    ] {
-        assert!(
-            stdout.contains(check),
-            "{check:?} missing:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    common::run_shimmed_child(
+        "sync_failure_child",
+        &[(CHILD_DIR, dir.path()), (TRIGGER, &trigger)],
+        &[
+            "sync before the fault: true",
+            "sync during the fault fails: true",
+            "sync after the fault still fails: true",
+            "checkpoint fails: true",
+            "no checkpoint saved: true",
+            "plain flush answers: true",
+            "close reports it: true",
+        ],
+    );
     // Every record was written all the same.
     let file = std::fs::read_to_string(dir.path().join("metrics/invocations.jsonl")).unwrap();
     assert_eq!(file.lines().count(), 3);

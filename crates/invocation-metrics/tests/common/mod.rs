@@ -83,3 +83,24 @@ pub fn sync_shim() -> &'static std::path::Path {
     });
     path
 }
+
+/// Runs the test `child` of the current test binary in a process of its own with the sync
+/// shim loaded and `env` set, and checks that it printed every line of `checks`.
+pub fn run_shimmed_child(child: &str, env: &[(&str, &std::path::Path)], checks: &[&str]) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env("LD_PRELOAD", sync_shim());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for check in checks {
+        assert!(
+            stdout.contains(check),
+            "{check:?} missing:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -69,11 +69,10 @@ static int truncate_fails(int fd) {
     return should_fail_if(fd, "INVMETRICS_FAIL_TRUNCATE_IF");
 }
 
-int ftruncate(int fd, off_t length) {
-    static int (*real)(int, off_t);
-    if (real == NULL) {
-        real = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate");
-    }
+/* ftruncate and ftruncate64 (the name Rust's std calls): `real` from `name`, failing on
+ * demand. */
+static int truncate_with(const char *name, int fd, off_t length) {
+    int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, name);
     if (truncate_fails(fd)) {
         errno = EIO;
         return -1;
@@ -81,16 +80,12 @@ int ftruncate(int fd, off_t length) {
     return real(fd, length);
 }
 
+int ftruncate(int fd, off_t length) {
+    return truncate_with("ftruncate", fd, length);
+}
+
 int ftruncate64(int fd, off_t length) {
-    static int (*real)(int, off_t);
-    if (real == NULL) {
-        real = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate64");
-    }
-    if (truncate_fails(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd, length);
+    return truncate_with("ftruncate64", fd, length);
 }
 
 static long long size_of(int fd) {
@@ -98,11 +93,9 @@ static long long size_of(int fd) {
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 }
 
-int fsync(int fd) {
-    static int (*real)(int);
-    if (real == NULL) {
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    }
+/* fsync and fdatasync: `real` from `name`, failing on demand, logged when they succeed. */
+static int sync_with(const char *name, int fd) {
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
     if (should_fail(fd)) {
         errno = EIO;
         return -1;
@@ -115,19 +108,10 @@ int fsync(int fd) {
     return result;
 }
 
+int fsync(int fd) {
+    return sync_with("fsync", fd);
+}
+
 int fdatasync(int fd) {
-    static int (*real)(int);
-    if (real == NULL) {
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    }
-    if (should_fail(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    long long size = size_of(fd);
-    int result = real(fd);
-    if (result == 0) {
-        log_sync(fd, size);
-    }
-    return result;
+    return sync_with("fdatasync", fd);
 }
