@@ -23,15 +23,23 @@ fn main() {
 /// A record as the collector writes it: every field, canonical order, UTC timestamp.
 const NATIVE: &str = r#"{"invocationId":"p2-w3-t41-a1","agent":"coder-backend","phase":2,"taskId":"p2-w3-t41","durationMs":48211,"tokens":21874,"inputTokens":18102,"outputTokens":3772,"cachedTokens":9930,"cost":0.071245,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"model":"model-standard","tier":"normal","timestamp":"2026-11-24T09:14:03.705Z"}"#;
 
-/// The same record from another program: fields reordered and a local offset, which the
-/// fast path declines and serde reads.
+/// The same record from another program: fields reordered and a local offset.
 const REORDERED: &str = r#"{"agent":"coder-backend","invocationId":"p2-w3-t41-a1","phase":2,"taskId":"p2-w3-t41","timestamp":"2026-11-24T10:14:03.705+01:00","durationMs":48211,"tokens":21874,"inputTokens":18102,"outputTokens":3772,"cachedTokens":9930,"cost":0.071245,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"model":"model-standard","tier":"normal"}"#;
 
-/// Which of the two lines to parse (named, so that divan's table does not print the line).
+/// The same record as Python's `json.dumps` writes it: keys in another order, `", "` and
+/// `": "` between them.
+const SPACED: &str = r#"{"exitCode": 0, "tokens": 21874, "tier": "normal", "model": "model-standard", "cost": 0.071245, "invocationId": "p2-w3-t41-a1", "cachedTokens": 9930, "outputParsed": true, "taskId": "p2-w3-t41", "inputTokens": 18102, "success": true, "attempt": 1, "outputTokens": 3772, "agent": "coder-backend", "timestamp": "2026-11-24T09:14:03.705Z", "phase": 2, "durationMs": 48211}"#;
+
+/// The same record in the older framework dialect.
+const FRAMEWORK: &str = r#"{"invocationId":"p2-w3-t41-a1","agentType":"coder-backend","phase":2,"durationMs":48211,"tokensTotal":21874,"costUsd":0.071245,"status":"success","exitCode":0,"attemptNumber":1,"outputParsed":true,"startTime":"2026-11-24T09:14:03.705Z","taskId":"p2-w3-t41","tokensPrompt":18102,"tokensCompletion":3772,"cachedTokens":9930,"model":"model-standard","routingTier":"normal"}"#;
+
+/// Which of the lines to parse (named, so that divan's table does not print the line).
 #[derive(Debug, Clone, Copy)]
 enum Line {
     Native,
     Reordered,
+    Spaced,
+    Framework,
 }
 
 impl std::fmt::Display for Line {
@@ -40,11 +48,13 @@ impl std::fmt::Display for Line {
     }
 }
 
-#[divan::bench(args = [Line::Native, Line::Reordered], sample_size = 64)]
+#[divan::bench(args = [Line::Native, Line::Reordered, Line::Spaced, Line::Framework], sample_size = 64)]
 fn parse(bencher: Bencher, line: Line) {
     let line = match line {
         Line::Native => NATIVE,
         Line::Reordered => REORDERED,
+        Line::Spaced => SPACED,
+        Line::Framework => FRAMEWORK,
     };
     bencher
         .counter(BytesCount::of_str(line))

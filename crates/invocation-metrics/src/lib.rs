@@ -87,7 +87,6 @@
 mod aggregate;
 mod atomic_file;
 mod bus;
-mod canonical;
 mod checkpoint;
 mod collector;
 mod error;
@@ -99,6 +98,7 @@ mod parse;
 mod record;
 mod repair;
 mod retry;
+mod scan;
 mod source;
 mod store;
 
@@ -117,7 +117,9 @@ pub use error::{Error, Result, ValidationError};
 pub use journal::{
     Durability, LineProblem, RawLine, ReadStats, TailRepair, for_each_line, is_blank, read_records,
 };
-pub use parse::{Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_with_dialect};
+pub use parse::{
+    Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_general, parse_line_with_dialect,
+};
 pub use record::{InvocationMetric, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
 pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::error::ValidationError;
-use crate::record::{InvocationMetric, Timestamp};
+use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
 
 /// Longest line a reader accepts, in bytes. Longer lines are skipped as malformed without
 /// being held in memory.
@@ -59,46 +59,46 @@ pub enum Dialect {
 /// Every field any dialect may carry; strings are borrowed from the line where possible.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct RawLine<'a> {
+pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
-    invocation_id: Option<Cow<'a, str>>,
+    pub(crate) invocation_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    agent: Option<Cow<'a, str>>,
+    pub(crate) agent: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    agent_type: Option<Cow<'a, str>>,
-    phase: Option<u32>,
+    pub(crate) agent_type: Option<Cow<'a, str>>,
+    pub(crate) phase: Option<u32>,
     #[serde(borrow)]
-    task_id: Option<Cow<'a, str>>,
-    duration_ms: Option<u64>,
-    duration: Option<u64>,
-    tokens: Option<u64>,
-    tokens_total: Option<u64>,
-    input_tokens: Option<u64>,
-    tokens_prompt: Option<u64>,
-    output_tokens: Option<u64>,
-    tokens_completion: Option<u64>,
-    cached_tokens: Option<u64>,
-    cost: Option<f64>,
-    cost_usd: Option<f64>,
-    exit_code: Option<i32>,
-    success: Option<bool>,
+    pub(crate) task_id: Option<Cow<'a, str>>,
+    pub(crate) duration_ms: Option<u64>,
+    pub(crate) duration: Option<u64>,
+    pub(crate) tokens: Option<u64>,
+    pub(crate) tokens_total: Option<u64>,
+    pub(crate) input_tokens: Option<u64>,
+    pub(crate) tokens_prompt: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
+    pub(crate) tokens_completion: Option<u64>,
+    pub(crate) cached_tokens: Option<u64>,
+    pub(crate) cost: Option<f64>,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) success: Option<bool>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    attempt: Option<u32>,
-    attempt_number: Option<u32>,
-    output_parsed: Option<bool>,
+    pub(crate) status: Option<Cow<'a, str>>,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) attempt_number: Option<u32>,
+    pub(crate) output_parsed: Option<bool>,
     #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
+    pub(crate) model: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    tier: Option<Cow<'a, str>>,
+    pub(crate) tier: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    routing_tier: Option<Cow<'a, str>>,
+    pub(crate) routing_tier: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    timestamp: Option<Cow<'a, str>>,
+    pub(crate) timestamp: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    start_time: Option<Cow<'a, str>>,
+    pub(crate) start_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    error_class: Option<Cow<'a, str>>,
+    pub(crate) error_class: Option<Cow<'a, str>>,
 }
 
 impl RawLine<'_> {
@@ -168,10 +168,33 @@ pub(crate) fn parse_line_into(
             len: line.len() as u64,
         });
     }
-    if crate::canonical::parse_canonical_into(line, into).is_some() {
-        into.validate()?;
-        return Ok(Dialect::Native);
+    if let Some(raw) = crate::scan::scan_line(line) {
+        let dialect = raw.dialect();
+        if normalize_into(raw, dialect, into).is_ok() && into.validate().is_ok() {
+            return Ok(dialect);
+        }
+        // Refused: the general path says why, in its words.
     }
+    parse_general_into(line, into)
+}
+
+/// The general path alone: serde reads the line, without the fast reader in front. Public
+/// only so that tests and the fuzz target can hold [`parse_line`] to it: both must give the
+/// same record, or the same error, for every line.
+#[doc(hidden)]
+pub fn parse_line_general(line: &[u8]) -> Result<InvocationMetric, LineError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_LINE_BYTES {
+        return Err(LineError::TooLong {
+            len: line.len() as u64,
+        });
+    }
+    let mut into = InvocationMetric::blank();
+    parse_general_into(line, &mut into)?;
+    Ok(into)
+}
+
+fn parse_general_into(line: &[u8], into: &mut InvocationMetric) -> Result<Dialect, LineError> {
     let raw: RawLine<'_> = serde_json::from_slice(line).map_err(|e| diagnose(line, e))?;
     // serde skips unknown fields without looking at their bytes: check the whole line, so
     // that no invalid UTF-8 is accepted anywhere in it.
@@ -182,7 +205,7 @@ pub(crate) fn parse_line_into(
         )));
     }
     let dialect = raw.dialect();
-    *into = normalize(raw, dialect).map_err(|e| name_null(line, e))?;
+    normalize_into(raw, dialect, into).map_err(|e| name_null(line, e))?;
     into.validate()?;
     Ok(dialect)
 }
@@ -191,8 +214,12 @@ fn required<T>(value: Option<T>, field: &'static str) -> Result<T, ValidationErr
     value.ok_or_else(|| ValidationError::new(field, "is missing"))
 }
 
-fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, ValidationError> {
-    let own = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+/// Maps a line's fields to the record, writing into `into` and reusing its string buffers.
+fn normalize_into(
+    raw: RawLine<'_>,
+    dialect: Dialect,
+    into: &mut InvocationMetric,
+) -> Result<(), ValidationError> {
     let native = dialect == Dialect::Native;
     // The other dialects' names count only outside native lines: in a native line they are
     // unknown fields, ignored, exactly as a plain serde read of the native record ignores them.
@@ -274,28 +301,35 @@ fn normalize(raw: RawLine<'_>, dialect: Dialect) -> Result<InvocationMetric, Val
         None => return Err(ValidationError::new("outputParsed", "is missing")),
     };
 
-    Ok(InvocationMetric {
-        invocation_id: required(own(raw.invocation_id), "invocationId")?,
-        agent: required(own(raw.agent.or(raw.agent_type)), "agent")?,
-        phase: required(raw.phase, "phase")?,
-        task_id: own(raw.task_id),
-        duration_ms,
-        tokens,
-        input_tokens: raw.input_tokens.or(raw.tokens_prompt.filter(|_| aliases)),
-        output_tokens: raw
-            .output_tokens
-            .or(raw.tokens_completion.filter(|_| aliases)),
-        cached_tokens: raw.cached_tokens,
-        cost,
-        exit_code,
-        success,
-        attempt,
-        output_parsed,
-        model: own(raw.model),
-        tier: own(raw.tier.or(raw.routing_tier.filter(|_| aliases))),
-        timestamp,
-        error_class: own(raw.error_class),
-    })
+    let invocation_id = required(raw.invocation_id, "invocationId")?;
+    let agent = required(raw.agent.or(raw.agent_type), "agent")?;
+    let phase = required(raw.phase, "phase")?;
+    refill(&mut into.invocation_id, &invocation_id);
+    refill(&mut into.agent, &agent);
+    into.phase = phase;
+    refill_optional(&mut into.task_id, raw.task_id.as_deref());
+    into.duration_ms = duration_ms;
+    into.tokens = tokens;
+    into.input_tokens = raw.input_tokens.or(raw.tokens_prompt.filter(|_| aliases));
+    into.output_tokens = raw
+        .output_tokens
+        .or(raw.tokens_completion.filter(|_| aliases));
+    into.cached_tokens = raw.cached_tokens;
+    into.cost = cost;
+    into.exit_code = exit_code;
+    into.success = success;
+    into.attempt = attempt;
+    into.output_parsed = output_parsed;
+    refill_optional(&mut into.model, raw.model.as_deref());
+    refill_optional(
+        &mut into.tier,
+        raw.tier
+            .as_deref()
+            .or(raw.routing_tier.as_deref().filter(|_| aliases)),
+    );
+    into.timestamp = timestamp;
+    refill_optional(&mut into.error_class, raw.error_class.as_deref());
+    Ok(())
 }
 
 fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError> {
