@@ -62,3 +62,44 @@ for _ in $(seq "$RUNS"); do
   echo "| load_from_disk | $ours_load |"
   echo "| duckdb CREATE TABLE AS read_json | $("$py" bench/duckdb_load.py "$file") |"
 done
+
+# The same records as other writers spell them (bench/spellings.py), and folded into many
+# groups: `summary` on each, alternating, against the file in our own layout; DuckDB on the
+# spellings that keep the seed's field names. The outputs of the same-records group must be
+# byte-identical.
+spellings=bench/data/spellings-$RECORDS
+if [ ! -f "$spellings/many-agents.jsonl" ]; then
+  python3 bench/spellings.py "$file" "$spellings"
+fi
+cp -f "$file" "$spellings/own.jsonl"
+names=(own foreign python crlf framework launcher many-phases many-agents)
+declare -A stimes dtimes
+for _ in $(seq "$RUNS"); do
+  for name in "${names[@]}"; do
+    out=$( { /usr/bin/time -f "%e" "$bin" summary "$spellings/$name.jsonl" --json --bucket 1h \
+      > "$spellings/$name.summary.json"; } 2>&1 | tail -1)
+    stimes[$name]="${stimes[$name]:-} $out"
+    case $name in own | foreign | python | crlf)
+      out=$( { /usr/bin/time -f "%e" "$py" bench/duckdb_aggregate.py "$spellings/$name.jsonl" \
+        "$BUCKET_MS" > /dev/null; } 2>&1 | tail -1)
+      dtimes[$name]="${dtimes[$name]:-} $out" ;;
+    esac
+  done
+done
+for name in foreign python crlf framework launcher; do
+  cmp -s "$spellings/own.summary.json" "$spellings/$name.summary.json" \
+    || { echo "summary of $name.jsonl differs from own.jsonl's"; exit 1; }
+done
+own=$(echo "${stimes[own]}" | median)
+echo
+echo "| spelling | summary median s | × own layout | DuckDB median s | DuckDB ÷ summary |"
+echo "|---|---|---|---|---|"
+for name in "${names[@]}"; do
+  t=$(echo "${stimes[$name]}" | median)
+  d="" vs="—"
+  if [ -n "${dtimes[$name]:-}" ]; then
+    d=$(echo "${dtimes[$name]}" | median)
+    vs=$(awk -v a="$d" -v b="$t" 'BEGIN {printf "%.1f", a / b}')
+  fi
+  echo "| $name | $t | $(awk -v a="$t" -v b="$own" 'BEGIN {printf "%.2f", a / b}') | ${d:-—} | $vs |"
+done

@@ -256,10 +256,14 @@ struct GroupSummaries {
     error_classes: BTreeMap<String, GroupSummary>,
 }
 
+/// Running totals per group, by key, in the order the output lists them. (A hash map made
+/// lookups cheaper with 30,000 groups but cost 10 % more memory and no measurable time.)
+type Groups<K> = BTreeMap<K, GroupAccumulator>;
+
 /// Summarises `groups`, freeing each group's running totals as its summary is made (a map
 /// consumed in order gives its nodes back as it empties them). Collected, not inserted one
 /// by one: a map built from sorted entries has full nodes.
-fn into_summaries<K: Ord>(groups: BTreeMap<K, GroupAccumulator>) -> BTreeMap<K, GroupSummary> {
+fn into_summaries<K: Ord>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
     groups
         .into_iter()
         .map(|(key, group)| (key, group.summary()))
@@ -355,11 +359,11 @@ pub struct MetricsAccumulator {
     all: GroupAccumulator,
     input_tokens: u64,
     output_tokens: u64,
-    by_agent: BTreeMap<String, GroupAccumulator>,
-    by_phase: BTreeMap<u32, GroupAccumulator>,
-    by_model: BTreeMap<String, GroupAccumulator>,
-    by_tier: BTreeMap<String, GroupAccumulator>,
-    by_error_class: BTreeMap<String, GroupAccumulator>,
+    by_agent: Groups<String>,
+    by_phase: Groups<u32>,
+    by_model: Groups<String>,
+    by_tier: Groups<String>,
+    by_error_class: Groups<String>,
     /// For each retry that has a taskId: the key of its previous attempt.
     retries_after: SortedLog<u64>,
     /// Attempts that failed with an infrastructure error (`errorClass` set).
@@ -466,7 +470,14 @@ impl MetricsAccumulator {
         let retries_after = std::mem::take(&mut other.retries_after);
         let infra_failed = std::mem::take(&mut other.infra_failed);
         let running = std::mem::take(&mut other.running);
-        // The rest is small (totals and per-group histograms): merged as usual.
+        // Groups move: a chunk of a file with thousands of groups brings thousands of keys
+        // and histograms, which need not be copied.
+        absorb_groups(&mut self.by_agent, std::mem::take(&mut other.by_agent));
+        absorb_groups(&mut self.by_phase, std::mem::take(&mut other.by_phase));
+        absorb_groups(&mut self.by_model, std::mem::take(&mut other.by_model));
+        absorb_groups(&mut self.by_tier, std::mem::take(&mut other.by_tier));
+        absorb_groups(&mut self.by_error_class, std::mem::take(&mut other.by_error_class));
+        // The rest is small (totals): merged as usual.
         self.merge(&other);
         self.retries_after.absorb(retries_after);
         self.infra_failed.absorb(infra_failed);
@@ -529,7 +540,7 @@ impl MetricsAccumulator {
 
     /// Every group's summary, the accumulator left as it is.
     fn summaries(&self) -> GroupSummaries {
-        fn of<K: Clone + Ord>(groups: &BTreeMap<K, GroupAccumulator>) -> BTreeMap<K, GroupSummary> {
+        fn of<K: Clone + Ord>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
             groups
                 .iter()
                 .map(|(k, g)| (k.clone(), g.summary()))
@@ -709,7 +720,7 @@ fn count_in(keys: impl Iterator<Item = u64>, set: impl Iterator<Item = u64>) -> 
 }
 
 fn add_to_group(
-    map: &mut BTreeMap<String, GroupAccumulator>,
+    map: &mut Groups<String>,
     key: &str,
     m: &InvocationMetric,
     cost_pico: i128,
@@ -722,12 +733,24 @@ fn add_to_group(
     }
 }
 
-fn merge_groups<K: Ord + Clone>(
-    into: &mut BTreeMap<K, GroupAccumulator>,
-    from: &BTreeMap<K, GroupAccumulator>,
-) {
+fn merge_groups<K: Ord + Clone>(into: &mut Groups<K>, from: &Groups<K>) {
     for (k, g) in from {
-        into.entry(k.clone()).or_default().merge(g);
+        match into.get_mut(k) {
+            Some(group) => group.merge(g),
+            None => drop(into.insert(k.clone(), g.clone())),
+        }
+    }
+}
+
+fn absorb_groups<K: Ord>(into: &mut Groups<K>, mut from: Groups<K>) {
+    if into.len() < from.len() {
+        std::mem::swap(into, &mut from);
+    }
+    for (k, g) in from {
+        match into.get_mut(&k) {
+            Some(group) => group.merge(&g),
+            None => drop(into.insert(k, g)),
+        }
     }
 }
 
