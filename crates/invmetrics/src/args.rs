@@ -91,6 +91,14 @@ pub struct AggregateArgs {
     /// The tier that does not count as an escalation.
     #[arg(long, default_value = DEFAULT_BASE_TIER)]
     pub base_tier: String,
+    /// Which records count.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Which records to keep.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
     /// Keep records that started at or after this RFC 3339 time.
     #[arg(long, value_parser = parse_timestamp)]
     pub since: Option<Timestamp>,
@@ -105,7 +113,15 @@ pub struct AggregateArgs {
     pub phase: Vec<u32>,
 }
 
-impl AggregateArgs {
+impl FilterArgs {
+    /// Whether no filter is given.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.until.is_none()
+            && self.agent.is_empty()
+            && self.phase.is_empty()
+    }
+
     /// The record filter these options describe.
     pub fn filter(&self) -> RecordFilter {
         RecordFilter {
@@ -114,6 +130,13 @@ impl AggregateArgs {
             agents: self.agent.clone(),
             phases: self.phase.clone(),
         }
+    }
+}
+
+impl AggregateArgs {
+    /// The record filter these options describe.
+    pub fn filter(&self) -> RecordFilter {
+        self.filter.filter()
     }
 
     /// The aggregate options these options describe.
@@ -266,14 +289,19 @@ pub struct OtlpArgs {
     /// Inputs (with --follow: the one metrics directory to follow).
     #[command(flatten)]
     pub input: InputArgs,
-    /// Base URL of the receiver; /v1/traces is appended [default: http://localhost:4318].
+    /// Which records to send (not with --follow).
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Base URL of the receiver; /v1/traces and /v1/metrics are appended [default:
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, or http://localhost:4318].
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
-    /// Wire format (only http/json is built in).
+    /// Wire format: http/protobuf or http/json [default: OTEL_EXPORTER_OTLP_PROTOCOL, or
+    /// http/protobuf].
     #[arg(long, value_name = "PROTOCOL")]
     pub protocol: Option<String>,
-    /// Signals to send (only traces is built in).
-    #[arg(long, value_name = "LIST", default_value = "traces")]
+    /// Signals to send: traces, metrics, or both.
+    #[arg(long, value_name = "LIST", default_value = "traces,metrics")]
     pub signals: String,
     /// A request header, K=V (repeatable).
     #[arg(long = "header", value_name = "K=V", value_parser = key_value)]

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use invocation_metrics::otlp::{FollowOptions, OtlpExporter, OtlpOptions, follow};
-use invocation_metrics::{Input, RecordFilter, resolve_inputs};
+use invocation_metrics::otlp::{FollowOptions, OtlpExporter, OtlpOptions, Protocol, follow};
+use invocation_metrics::{Input, resolve_inputs};
 
 use crate::UsageError;
 use crate::args::OtlpArgs;
@@ -14,35 +14,45 @@ use crate::args::OtlpArgs;
 /// `invmetrics export otlp`.
 pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let protocol = args
+    let protocol: Protocol = args
         .protocol
         .clone()
         .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_else(|| "http/json".into());
-    if protocol != "http/json" {
-        return Err(UsageError(format!(
-            "protocol {protocol:?} is not built in: use --protocol http/json (every OTLP/HTTP receiver takes it)"
-        ))
-        .into());
-    }
+        .unwrap_or_else(|| "http/protobuf".into())
+        .parse()
+        .map_err(UsageError)?;
+    let (mut traces, mut metrics) = (false, false);
     for signal in args.signals.split(',').map(str::trim) {
-        if signal != "traces" {
-            return Err(UsageError(format!(
-                "signal {signal:?} is not built in: --signals traces"
-            ))
-            .into());
+        match signal {
+            "traces" => traces = true,
+            "metrics" => metrics = true,
+            other => {
+                return Err(UsageError(format!(
+                    "unknown signal {other:?}: --signals takes traces, metrics or traces,metrics"
+                ))
+                .into());
+            }
         }
     }
-    let traces_url = match (&args.endpoint, env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
-        (Some(base), _) => format!("{}/v1/traces", base.trim_end_matches('/')),
+    // A signal's own endpoint variable is its full URL; the base endpoint gets the path.
+    let url = |path: &str, own: &str| match (&args.endpoint, env(own)) {
+        (Some(base), _) => format!("{}/{path}", base.trim_end_matches('/')),
         (None, Some(full)) => full,
         (None, None) => format!(
-            "{}/v1/traces",
+            "{}/{path}",
             env("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| "http://localhost:4318".into())
                 .trim_end_matches('/')
         ),
     };
+    let traces_url = traces.then(|| url("v1/traces", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+    let metrics_url = metrics.then(|| url("v1/metrics", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"));
+    let destination = traces_url
+        .iter()
+        .chain(&metrics_url)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" and ");
     // Headers and resource attributes: the environment's first, then the flags (which win).
     let pairs = |list: Option<String>| -> Vec<(String, String)> {
         list.unwrap_or_default()
@@ -74,7 +84,9 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
             .map_or(Duration::from_secs(10), Duration::from_millis)
     });
     let mut exporter = OtlpExporter::new(OtlpOptions {
-        traces_url: traces_url.clone(),
+        traces_url,
+        metrics_url,
+        protocol,
         headers,
         resource,
         timeout,
@@ -89,6 +101,12 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
         let [dir] = &args.input.paths[..] else {
             return Err(UsageError("--follow takes one metrics directory".into()).into());
         };
+        if !args.filter.is_empty() {
+            return Err(UsageError(
+                "--follow exports every record; --since, --until, --agent and --phase are for files".into(),
+            )
+            .into());
+        }
         if !dir.is_dir() {
             return Err(UsageError(format!(
                 "--follow takes a metrics directory; {} is not one",
@@ -107,7 +125,7 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
         )
         .with_context(|| format!("cannot export {}", dir.display()))?;
         (
-            exporter.stats().spans,
+            exporter.stats().records,
             format!("; the cursor is past record {}", cursor.records),
         )
     } else {
@@ -116,9 +134,10 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
     let stats = exporter.stats();
     writeln!(
         out,
-        "exported {} record(s) as {} span(s) in {} batch(es) to {traces_url} ({} retr{}), {:.1} s{cursor_note}",
+        "exported {} record(s) as {} span(s) and {} metric point(s) in {} request(s) to {destination} ({} retr{}), {:.1} s{cursor_note}",
         records,
         stats.spans,
+        stats.points,
         stats.batches,
         stats.retries,
         if stats.retries == 1 { "y" } else { "ies" },
@@ -130,12 +149,12 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
 /// Reads every input once (dialects, shards, de-duplication) and sends it in batches.
 fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
     let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
-    let mut scan = args.input.scan(RecordFilter::default());
+    let mut scan = args.input.scan(args.filter.filter());
     let mut batch = Vec::with_capacity(args.batch);
     let mut failure = None;
     let mut sent = 0u64;
     for input in &inputs {
-        let (reader, _) = input.open()?;
+        let reader = crate::input::open_with_progress(input, false)?;
         let name = match input {
             Input::File(path) => path.display().to_string(),
             Input::Stdin => "<stdin>".into(),

@@ -214,7 +214,7 @@ pub fn aggregate(
 }
 
 /// Opens an input, behind a progress bar when it is big and stderr is a terminal.
-fn open_with_progress(input: &Input, quiet: bool) -> invocation_metrics::Result<Box<dyn Read>> {
+pub fn open_with_progress(input: &Input, quiet: bool) -> invocation_metrics::Result<Box<dyn Read>> {
     let (reader, size) = input.open()?;
     let show_progress = !quiet
         && std::io::stderr().is_terminal()

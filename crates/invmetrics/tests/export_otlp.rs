@@ -20,10 +20,15 @@ fn every_record_arrives_once_after_the_receiver_says_try_later() {
         "x-tenant=team-a",
         "--resource",
         "deployment.environment=test",
+        "--protocol",
+        "http/json",
+        "--signals",
+        "traces",
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("exported 10 record(s) as 10 span(s) in 1 batch(es)")
+        stdout
+            .contains("exported 10 record(s) as 10 span(s) and 0 metric point(s) in 1 request(s)")
             && stdout.contains("(2 retries)"),
         "{stdout}"
     );
@@ -69,7 +74,8 @@ fn an_unreachable_receiver_is_a_one_line_error_and_bad_options_are_usage_errors(
     for (flag, value, message) in [
         ("--endpoint", "localhost:4318", "must be an http:// URL"),
         ("--protocol", "grpc", "is not built in"),
-        ("--signals", "metrics", "is not built in"),
+        ("--protocol", "http/xml", "unknown protocol"),
+        ("--signals", "traces,logs", "unknown signal \"logs\""),
     ] {
         let (code, _, stderr) = run(&["export", "otlp", "small.jsonl", flag, value]);
         assert_eq!(code, 2, "{flag}: {stderr}");
@@ -151,5 +157,29 @@ fn follow_resumes_from_its_cursor() {
         ids.iter().collect::<BTreeSet<_>>().len(),
         40,
         "nothing twice"
+    );
+    // The metrics are cumulative across the restart: the second run read the first run's
+    // records back (without sending them) before adding its own.
+    let invocations = |request: &invocation_metrics::otlp::wire::MetricsRequest| -> i64 {
+        use invocation_metrics::otlp::wire::{Data, Number};
+        request.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .filter(|m| m.name == "invocation_metrics.invocations")
+            .flat_map(|m| match &m.data {
+                Some(Data::Sum(sum)) => sum.data_points.clone(),
+                _ => vec![],
+            })
+            .map(|p| match p.value {
+                Some(Number::AsInt(n)) => n,
+                other => panic!("{other:?}"),
+            })
+            .sum()
+    };
+    let totals: Vec<i64> = receiver.metric_requests().iter().map(invocations).collect();
+    assert_eq!(
+        totals,
+        [10, 20, 25, 35, 40],
+        "one metrics request per span batch"
     );
 }

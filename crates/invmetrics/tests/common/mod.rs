@@ -90,13 +90,24 @@ impl ScriptedReceiver {
         Self { url, requests }
     }
 
-    /// The span ids of every request's body, in order.
+    /// The span ids of every traces request's body, in order, in either encoding.
     pub fn span_ids(&self) -> Vec<String> {
+        use prost::Message;
         self.requests
             .lock()
             .unwrap()
             .iter()
-            .flat_map(|(_, body)| {
+            .filter(|(head, _)| head.starts_with("POST /v1/traces "))
+            .flat_map(|(head, body)| {
+                if head.contains("application/x-protobuf") {
+                    let request =
+                        invocation_metrics::otlp::wire::TracesRequest::decode(&body[..]).unwrap();
+                    return request.resource_spans[0].scope_spans[0]
+                        .spans
+                        .iter()
+                        .map(|s| s.span_id.iter().map(|b| format!("{b:02x}")).collect())
+                        .collect::<Vec<String>>();
+                }
                 let body: serde_json::Value = serde_json::from_slice(body).unwrap();
                 body["resourceSpans"][0]["scopeSpans"][0]["spans"]
                     .as_array()
@@ -104,6 +115,21 @@ impl ScriptedReceiver {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|s| s["spanId"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every metrics request (protobuf), decoded, in order.
+    pub fn metric_requests(&self) -> Vec<invocation_metrics::otlp::wire::MetricsRequest> {
+        use prost::Message;
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(head, _)| head.starts_with("POST /v1/metrics "))
+            .map(|(_, body)| {
+                invocation_metrics::otlp::wire::MetricsRequest::decode(&body[..]).unwrap()
             })
             .collect()
     }

@@ -476,7 +476,10 @@ impl MetricsAccumulator {
         absorb_groups(&mut self.by_phase, std::mem::take(&mut other.by_phase));
         absorb_groups(&mut self.by_model, std::mem::take(&mut other.by_model));
         absorb_groups(&mut self.by_tier, std::mem::take(&mut other.by_tier));
-        absorb_groups(&mut self.by_error_class, std::mem::take(&mut other.by_error_class));
+        absorb_groups(
+            &mut self.by_error_class,
+            std::mem::take(&mut other.by_error_class),
+        );
         // The rest is small (totals): merged as usual.
         self.merge(&other);
         self.retries_after.absorb(retries_after);
@@ -719,12 +722,7 @@ fn count_in(keys: impl Iterator<Item = u64>, set: impl Iterator<Item = u64>) -> 
     count
 }
 
-fn add_to_group(
-    map: &mut Groups<String>,
-    key: &str,
-    m: &InvocationMetric,
-    cost_pico: i128,
-) {
+fn add_to_group(map: &mut Groups<String>, key: &str, m: &InvocationMetric, cost_pico: i128) {
     // One lookup by &str in the common case, which allocates nothing; the key is copied
     // only for a new group.
     match map.get_mut(key) {
