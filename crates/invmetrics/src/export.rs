@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use invocation_metrics::otlp::{FollowOptions, OtlpExporter, OtlpOptions, Protocol, follow};
-use invocation_metrics::{Input, resolve_inputs};
+use invocation_metrics::{Input, InvocationMetric, resolve_inputs};
 
 use crate::UsageError;
 use crate::args::OtlpArgs;
@@ -150,7 +150,9 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
 fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
     let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
     let mut scan = args.input.scan(args.filter.filter());
-    let mut batch = Vec::with_capacity(args.batch);
+    // The batch's records are overwritten in place (`clone_from` reuses their strings).
+    let mut batch: Vec<InvocationMetric> = Vec::with_capacity(args.batch);
+    let mut len = 0;
     let mut failure = None;
     let mut sent = 0u64;
     for input in &inputs {
@@ -163,13 +165,17 @@ fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
             if failure.is_some() {
                 return;
             }
-            batch.push(m.clone());
-            if batch.len() >= args.batch {
-                match exporter.export(&batch) {
-                    Ok(()) => sent += batch.len() as u64,
+            match batch.get_mut(len) {
+                Some(slot) => slot.clone_from(m),
+                None => batch.push(m.clone()),
+            }
+            len += 1;
+            if len >= args.batch {
+                match exporter.export(&batch[..len]) {
+                    Ok(()) => sent += len as u64,
                     Err(e) => failure = Some(e),
                 }
-                batch.clear();
+                len = 0;
             }
         })
         .with_context(|| format!("cannot read {name}"))?;
@@ -179,9 +185,9 @@ fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
         }
     }
     exporter
-        .export(&batch)
+        .export(&batch[..len])
         .with_context(|| format!("{sent} record(s) were exported before the failure"))?;
-    sent += batch.len() as u64;
+    sent += len as u64;
     crate::input::report_damage(&scan.finish());
     Ok(sent)
 }

@@ -55,7 +55,7 @@ const MAX_TIME_MS: i64 = 253_402_300_799_999;
 /// metric.validate()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationMetric {
     /// Unique invocation id.
@@ -101,6 +101,58 @@ pub struct InvocationMetric {
     /// Infrastructure error class, set when the invocation failed with an infrastructure error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
+}
+
+/// By hand for `clone_from`, which reuses the target's strings: a batch of records
+/// overwritten in place allocates nothing.
+impl Clone for InvocationMetric {
+    fn clone(&self) -> Self {
+        let mut copy = Self::blank();
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            invocation_id,
+            agent,
+            phase,
+            task_id,
+            duration_ms,
+            tokens,
+            input_tokens,
+            output_tokens,
+            cached_tokens,
+            cost,
+            exit_code,
+            success,
+            attempt,
+            output_parsed,
+            model,
+            tier,
+            timestamp,
+            error_class,
+        } = source;
+        refill(&mut self.invocation_id, invocation_id);
+        refill(&mut self.agent, agent);
+        self.phase = *phase;
+        refill_optional(&mut self.task_id, task_id.as_deref());
+        self.duration_ms = *duration_ms;
+        self.tokens = *tokens;
+        self.input_tokens = *input_tokens;
+        self.output_tokens = *output_tokens;
+        self.cached_tokens = *cached_tokens;
+        self.cost = *cost;
+        self.exit_code = *exit_code;
+        self.success = *success;
+        self.attempt = *attempt;
+        self.output_parsed = *output_parsed;
+        refill_optional(&mut self.model, model.as_deref());
+        refill_optional(&mut self.tier, tier.as_deref());
+        self.timestamp = *timestamp;
+        refill_optional(&mut self.error_class, error_class.as_deref());
+    }
 }
 
 /// For readers that fill one record per line, reusing its string buffers, instead of
