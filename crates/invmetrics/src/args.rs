@@ -99,10 +99,11 @@ pub struct AggregateArgs {
 /// Which records to keep.
 #[derive(Debug, Args)]
 pub struct FilterArgs {
-    /// Keep records that started at or after this RFC 3339 time.
+    /// Keep records that started at or after this time: 2026-11-24, 2026-11-24T10:00 (UTC),
+    /// RFC 3339, 90m/1h/2d before now, or epoch milliseconds.
     #[arg(long, value_parser = parse_timestamp)]
     pub since: Option<Timestamp>,
-    /// Keep records that started before this RFC 3339 time.
+    /// Keep records that started before this time (the same forms as --since).
     #[arg(long, value_parser = parse_timestamp)]
     pub until: Option<Timestamp>,
     /// Keep only this agent (repeatable).
@@ -391,13 +392,79 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A time as a person types it: RFC 3339 (`2026-11-24T10:00:00Z`, any offset), a date
+/// (`2026-11-24`, midnight UTC), a date and minutes (`2026-11-24T10:00`, UTC), a span before
+/// now (`90m`, `1h`, `2d`), or epoch milliseconds (`1795510800000`).
 fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
-    s.parse::<Timestamp>().map_err(|e| e.reason)
+    let s = s.trim();
+    parse_time_at(s, Timestamp::now()).ok_or_else(|| {
+        format!(
+            "cannot read {s:?} as a time; use 2026-11-24, 2026-11-24T10:00 (UTC), \
+             2026-11-24T10:00:00+01:00, a span before now such as 90m, 1h or 2d, \
+             or epoch milliseconds"
+        )
+    })
+}
+
+fn parse_time_at(s: &str, now: Timestamp) -> Option<Timestamp> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t);
+    }
+    if s.len() >= 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Timestamp::from_unix_ms(s.parse().ok()?);
+    }
+    if let Ok(ago) = parse_duration(s) {
+        let ago = i64::try_from(ago.as_millis()).ok()?;
+        return Timestamp::from_unix_ms(now.unix_ms().checked_sub(ago)?);
+    }
+    let full = match s.len() {
+        10 => format!("{s}T00:00:00Z"), // a date
+        16 => format!("{s}:00Z"),       // date, hours and minutes
+        19 => format!("{s}Z"),          // date and seconds, no offset
+        _ => return None,
+    };
+    full.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_as_people_type_them() {
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let at = |s: &str| parse_time_at(s, now).map(|t| t.to_utc_millis_string());
+        assert_eq!(
+            at("2026-11-24").as_deref(),
+            Some("2026-11-24T00:00:00.000Z")
+        );
+        assert_eq!(
+            at("2026-11-24T10:00").as_deref(),
+            Some("2026-11-24T10:00:00.000Z")
+        );
+        assert_eq!(
+            at("2026-11-24T10:00:05").as_deref(),
+            Some("2026-11-24T10:00:05.000Z")
+        );
+        assert_eq!(
+            at("2026-11-24T10:00:00+01:00").as_deref(),
+            Some("2026-11-24T09:00:00.000Z")
+        );
+        assert_eq!(at("1h").as_deref(), Some("2026-11-27T11:00:00.000Z"));
+        assert_eq!(at("2d").as_deref(), Some("2026-11-25T12:00:00.000Z"));
+        assert_eq!(
+            at("1795510800000").as_deref(),
+            Some("2026-11-24T09:00:00.000Z")
+        );
+        for bad in ["yesterday", "2026-13-01", "24/11/2026", "1w", ""] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        let error = parse_timestamp("yesterday").unwrap_err();
+        assert!(
+            error.contains("2026-11-24T10:00") && error.contains("2d"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn durations() {

@@ -1,11 +1,13 @@
 //! `invmetrics`: the command-line face of the invocation-metrics library.
 
 mod args;
+mod check;
 mod demo;
 mod export;
 mod format;
 mod ingest;
 mod input;
+mod repair;
 mod report;
 mod summary;
 
@@ -95,8 +97,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let code = match cli.command {
         Command::Summary(args) => summary::run(&args, &mut out)?,
         Command::Report(args) => report::run(&args, &mut out)?,
-        Command::Check(args) => summary::check(&args, &mut out)?,
-        Command::Repair(args) => summary::repair(&args, &mut out)?,
+        Command::Check(args) => check::check(&args, &mut out)?,
+        Command::Repair(args) => repair::repair(&args, &mut out)?,
         Command::Ingest(_) => unreachable!("handled above"),
         Command::Demo(args) => demo::run(&args, &mut out)?,
         Command::Export(args::ExportTarget::Otlp(args)) => export::otlp(&args, &mut out)?,

@@ -1,6 +1,5 @@
-//! `summary`, `check` and `repair`: the terminal views of a metrics file.
+//! `summary`: the terminal view of a metrics file.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,13 +7,10 @@ use anyhow::{Context, Result};
 use comfy_table::{
     Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width, presets,
 };
-use invocation_metrics::{
-    GroupSummary, Input, MetricsAggregate, RecordFilter, ScanReport, read_records,
-    repair_metrics_file, resolve_inputs,
-};
+use invocation_metrics::{GroupSummary, MetricsAggregate, ScanReport};
 
-use crate::args::{CheckArgs, RepairArgs, SummaryArgs};
-use crate::format::{count, duration_ms, percent, shorten_for_terminal, terminal_safe, usd};
+use crate::args::SummaryArgs;
+use crate::format::{count, duration_ms, percent, shorten_for_terminal, usd};
 use crate::input;
 use crate::report::largest_groups;
 
@@ -250,151 +246,4 @@ fn group_table<N: AsRef<str>>(dimension: &str, groups: &[(N, &GroupSummary)]) ->
         table.add_row(row);
     }
     table
-}
-
-/// `invmetrics check`.
-pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
-    let mut scan = args.input.scan(RecordFilter::default());
-    // Parsed on every core; only the counts and the damaged lines are kept.
-    scan.fold_inputs(&inputs, |input| Ok(input.open()?.0), || (), || ())?;
-    let report = scan.finish();
-    // Rare, so found by a second, sequential read only when the first saw some.
-    let duplicates = match report.duplicates {
-        0 => vec![Vec::new(); inputs.len()],
-        _ => find_duplicates(&inputs)?,
-    };
-    let mut findings = 0u64;
-    for ((input, report), duplicates) in inputs.iter().zip(&report.inputs).zip(&duplicates) {
-        // A writer still appending leaves its last line unterminated for a moment: that
-        // is work in progress, not damage.
-        let live = match input {
-            Input::File(path) => path
-                .parent()
-                .is_some_and(invocation_metrics::has_live_writer),
-            Input::Stdin => false,
-        };
-        let mut damaged = 0u64;
-        for problem in &report.problems {
-            let reason = problem.error.to_string();
-            let reason = terminal_safe(&reason);
-            if problem.torn_tail && live {
-                writeln!(
-                    out,
-                    "{}:{}: in progress: a collector holds the directory and is still writing this last line",
-                    report.name, problem.line
-                )?;
-                continue;
-            }
-            damaged += 1;
-            let torn = if problem.torn_tail {
-                " (torn last line)"
-            } else {
-                ""
-            };
-            writeln!(out, "{}:{}: {reason}{torn}", report.name, problem.line)?;
-        }
-        for duplicate in duplicates {
-            writeln!(out, "{duplicate}")?;
-        }
-        findings += damaged + duplicates.len() as u64;
-        let verdict = if damaged + duplicates.len() as u64 == 0 {
-            "clean"
-        } else if damaged == 0 {
-            "DUPLICATE IDS"
-        } else {
-            "DAMAGED"
-        };
-        writeln!(
-            out,
-            "{}: {} record(s), {} damaged line(s), {} repeated id(s): {verdict}",
-            report.name,
-            count(report.records),
-            count(damaged),
-            count(duplicates.len() as u64)
-        )?;
-    }
-    Ok(if findings == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-/// Per input, a line for each record whose `invocationId` appeared earlier in the inputs,
-/// naming where it first appeared. Keeps a 64-bit hash and a position per record.
-fn find_duplicates(inputs: &[Input]) -> Result<Vec<Vec<String>>> {
-    let mut first_seen: HashMap<u64, (usize, u64)> = HashMap::new();
-    let mut found = Vec::with_capacity(inputs.len());
-    for (index, input) in inputs.iter().enumerate() {
-        let mut here = Vec::new();
-        let (reader, _) = input.open()?;
-        read_records(
-            reader,
-            |line, m| {
-                let key = hash64_of(&m.invocation_id);
-                match first_seen.get(&key) {
-                    None => {
-                        first_seen.insert(key, (index, line));
-                    }
-                    Some(&(first_input, first_line)) => here.push(format!(
-                        "{input}:{line}: repeated invocationId {} (first at {}:{first_line}; readers keep only the first)",
-                        terminal_safe(&format!("{:?}", m.invocation_id)),
-                        inputs[first_input]
-                    )),
-                }
-            },
-            |_| (),
-        )
-        .with_context(|| format!("cannot read {input} again"))?;
-        found.push(here);
-    }
-    Ok(found)
-}
-
-/// A 64-bit hash of an id, the same for the same id in every input.
-fn hash64_of(id: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
-}
-
-/// `invmetrics repair`.
-pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let report = repair_metrics_file(&args.path).map_err(|e| match e {
-        invocation_metrics::Error::Locked { .. } => anyhow::Error::new(e).context(
-            "a collector is writing to this directory: stop the writer first, then repair",
-        ),
-        other => other.into(),
-    })?;
-    let path = report.path.display();
-    if report.was_clean() {
-        writeln!(
-            out,
-            "{path}: clean, {} record(s); nothing to do",
-            count(report.kept)
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    writeln!(out, "{path}: kept {} record(s)", count(report.kept))?;
-    if let Some(rejected) = &report.rejected_file {
-        let overlong = match report.overlong {
-            0 => String::new(),
-            n => format!(" and {} over-long line(s)", count(n)),
-        };
-        writeln!(
-            out,
-            "moved {} damaged line(s){}{overlong} to {} (each with its line number and reason)",
-            count(report.rejected),
-            if report.torn_tail {
-                " (one a torn tail)"
-            } else {
-                ""
-            },
-            rejected.display()
-        )?;
-    }
-    if let Some(backup) = &report.backup {
-        writeln!(out, "original kept as {}", backup.display())?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
