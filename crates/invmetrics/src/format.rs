@@ -17,21 +17,42 @@ pub fn duration_ms(ms: f64) -> String {
     }
 }
 
-/// A cost in USD.
+/// A cost in USD, with thousands separators: cents from a dollar up (`$20,260.12`), four
+/// decimals below (`$0.0120`), where cents would hide a single invocation's cost.
 pub fn usd(cost: f64) -> String {
-    if cost >= 100.0 {
-        format!("${cost:.2}")
+    usd_places(cost, if cost.abs() >= 1.0 { 2 } else { 4 })
+}
+
+/// How many decimals a column of costs needs so that every row has the same: two when no
+/// cost in it is a fraction of a dollar (zero aside), four otherwise.
+pub fn usd_places_for(costs: impl IntoIterator<Item = f64>) -> usize {
+    let fractional = costs.into_iter().any(|c| c != 0.0 && c.abs() < 1.0);
+    if fractional { 4 } else { 2 }
+}
+
+/// A cost in USD with `places` decimals and thousands separators.
+pub fn usd_places(cost: f64, places: usize) -> String {
+    let text = format!("{:.places$}", cost.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let whole = whole.parse::<u64>().map_or_else(|_| whole.to_owned(), count);
+    let sign = if cost < 0.0 && text.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        "-"
     } else {
-        format!("${cost:.4}")
+        ""
+    };
+    match fraction {
+        "" => format!("{sign}${whole}"),
+        fraction => format!("{sign}${whole}.{fraction}"),
     }
 }
 
 /// A cost on a chart's axis: no more digits than the tick needs (`$0`, `$20`, `$0.5`,
-/// `$0.002`).
+/// `$0.002`, `$15,000`).
 pub fn usd_tick(cost: f64) -> String {
     let digits = format!("{cost:.4}");
     let digits = digits.trim_end_matches('0').trim_end_matches('.');
-    format!("${digits}")
+    let places = digits.split_once('.').map_or(0, |(_, f)| f.len());
+    usd_places(cost, places)
 }
 
 /// A count on a chart's axis, short: `950`, `20k`, `1.5M`, `3B`.
@@ -45,6 +66,28 @@ pub fn count_tick(n: f64) -> String {
     let digits = format!("{scaled:.1}");
     let digits = digits.trim_end_matches('0').trim_end_matches('.');
     format!("{digits}{unit}")
+}
+
+/// A time for people, in UTC to the second: `2026-11-24 09:00:00 UTC` (the space lets it
+/// wrap between date and time; ISO's `T` made a browser break it mid-word).
+pub fn utc_time(t: &invocation_metrics::Timestamp) -> String {
+    let iso = t.to_utc_millis_string();
+    match (iso.get(..10), iso.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => iso,
+    }
+}
+
+/// The length of a span of time, to the unit that matters: `45 s`, `12m 05s`, `5h 10m`,
+/// `5d 21h`.
+pub fn span_length(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms >= 86_400_000 {
+        let h = ms / 3_600_000;
+        format!("{}d {:02}h", h / 24, h % 24)
+    } else {
+        duration_ms(ms as f64)
+    }
 }
 
 /// A ratio as a percentage.
@@ -121,6 +164,28 @@ pub fn neutralize_bidi(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_for_people() {
+        let t: invocation_metrics::Timestamp = "2026-11-24T10:00:00.048+01:00".parse().unwrap();
+        assert_eq!(utc_time(&t), "2026-11-24 09:00:00 UTC");
+        assert_eq!(span_length(45_000), "45.0 s");
+        assert_eq!(span_length(5 * 86_400_000 + 21 * 3_600_000 + 60_000), "5d 21h");
+    }
+
+    #[test]
+    fn costs_have_separators_and_one_precision_per_column() {
+        assert_eq!(usd(20260.1249), "$20,260.12");
+        assert_eq!(usd(0.012), "$0.0120");
+        assert_eq!(usd(0.0), "$0.0000");
+        assert_eq!(usd_places(1234567.5, 2), "$1,234,567.50");
+        assert_eq!(usd_places(-0.00001, 2), "$0.00");
+        assert_eq!(usd_places(-12.5, 2), "-$12.50");
+        assert_eq!(usd_tick(15000.0), "$15,000");
+        assert_eq!(usd_tick(0.5), "$0.5");
+        assert_eq!(usd_places_for([0.0, 12.0, 3000.0]), 2);
+        assert_eq!(usd_places_for([0.5, 12.0]), 4);
+    }
 
     #[test]
     fn human_numbers() {

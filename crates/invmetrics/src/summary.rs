@@ -10,7 +10,10 @@ use comfy_table::{
 use invocation_metrics::{GroupSummary, MetricsAggregate, ScanReport};
 
 use crate::args::SummaryArgs;
-use crate::format::{count, duration_ms, percent, shorten_for_terminal, usd};
+use crate::format::{
+    count, duration_ms, percent, shorten_for_terminal, span_length, usd, usd_places, usd_places_for,
+    utc_time,
+};
 use crate::input;
 use crate::report::largest_groups;
 
@@ -125,13 +128,30 @@ pub fn totals_rows(agg: &MetricsAggregate) -> Vec<(&'static str, String)> {
             duration_ms(agg.total_duration_ms as f64),
         ),
     ];
+    // The aggregate keeps its times as RFC 3339 text; shown to people in UTC to the second.
+    let time = |text: &str| text.parse::<invocation_metrics::Timestamp>().ok();
     if let (Some(first), Some(last)) = (&agg.first_start, &agg.last_end) {
-        rows.push(("Span", format!("{first} → {last}")));
+        rows.push((
+            "Span",
+            match (time(first), time(last)) {
+                (Some(a), Some(b)) => format!(
+                    "{} → {} ({})",
+                    utc_time(&a),
+                    utc_time(&b),
+                    span_length(b.unix_ms() - a.unix_ms())
+                ),
+                _ => format!("{first} → {last}"),
+            },
+        ));
     }
     rows.push((
         "Peak parallelism",
         match &agg.peak_parallel_at {
-            Some(at) => format!("{} at {at}", agg.peak_parallel_invocations),
+            Some(at) => format!(
+                "{} at {}",
+                agg.peak_parallel_invocations,
+                time(at).map_or_else(|| at.clone(), |t| utc_time(&t))
+            ),
             None => "0".into(),
         },
     ));
@@ -172,14 +192,15 @@ pub const GROUP_COLUMNS: [&str; 10] = [
     "Max",
 ];
 
-/// One breakdown row's cells, in [`GROUP_COLUMNS`] order.
-pub fn group_cells(g: &GroupSummary) -> [String; 10] {
+/// One breakdown row's cells, in [`GROUP_COLUMNS`] order, costs with `cost_places`
+/// decimals (the same for the whole table: [`usd_places_for`]).
+pub fn group_cells(g: &GroupSummary, cost_places: usize) -> [String; 10] {
     [
         count(g.invocations),
         count(g.retries),
         percent(g.success_rate),
         count(g.tokens),
-        usd(g.cost),
+        usd_places(g.cost, cost_places),
         duration_ms(g.mean_duration_ms),
         duration_ms(g.p50_duration_ms as f64),
         duration_ms(g.p95_duration_ms as f64),
@@ -198,8 +219,9 @@ fn write_group_table<N: AsRef<str>>(
     dimension: &str,
     groups: &[(N, &GroupSummary)],
 ) -> Result<()> {
+    let places = usd_places_for(groups.iter().map(|(_, g)| g.cost));
     if groups.len() <= TABLE_PAGE_ROWS {
-        writeln!(out, "{}", group_table(dimension, groups))?;
+        writeln!(out, "{}", group_table(dimension, groups, places))?;
         return Ok(());
     }
     // Every page gets the widest cell of its column over all pages, found without keeping
@@ -210,13 +232,13 @@ fn write_group_table<N: AsRef<str>>(
         .collect();
     for (name, g) in groups {
         let cells = std::iter::once(shorten_for_terminal(name.as_ref(), 60).into_owned())
-            .chain(group_cells(g));
+            .chain(group_cells(g, places));
         for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.chars().count());
         }
     }
     for page in groups.chunks(TABLE_PAGE_ROWS) {
-        let mut table = group_table(dimension, page);
+        let mut table = group_table(dimension, page, places);
         for (column, width) in table.column_iter_mut().zip(&widths) {
             // Content plus the one space of padding on each side.
             let width = u16::try_from(width + 2).unwrap_or(u16::MAX);
@@ -227,7 +249,11 @@ fn write_group_table<N: AsRef<str>>(
     Ok(())
 }
 
-fn group_table<N: AsRef<str>>(dimension: &str, groups: &[(N, &GroupSummary)]) -> Table {
+fn group_table<N: AsRef<str>>(
+    dimension: &str,
+    groups: &[(N, &GroupSummary)],
+    places: usize,
+) -> Table {
     let mut table = new_table();
     let mut header = vec![Cell::new(dimension)];
     header.extend(
@@ -239,7 +265,7 @@ fn group_table<N: AsRef<str>>(dimension: &str, groups: &[(N, &GroupSummary)]) ->
     for (name, g) in groups {
         let mut row = vec![Cell::new(shorten_for_terminal(name.as_ref(), 60))];
         row.extend(
-            group_cells(g)
+            group_cells(g, places)
                 .into_iter()
                 .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
         );

@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
 use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest};
-use crate::format::{count, count_tick, usd_tick};
+use crate::format::{count, count_tick, usd_places_for, usd_tick};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 const STYLE: &str = r#"
@@ -19,7 +19,7 @@ h2 { font-size: 18px; margin: 28px 0 10px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 10px; }
 .card { background: #fff; border-radius: 8px; padding: 10px 14px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .card .label { color: #5b6475; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .value { font-size: 15px; margin-top: 4px; overflow-wrap: anywhere; }
+.card .value { font-size: 15px; margin-top: 4px; overflow-wrap: break-word; }
 .panel { background: #fff; border-radius: 8px; padding: 8px; box-shadow: 0 1px 2px rgba(0,0,0,.08); overflow-x: auto; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
 .pair h3 { font-size: 14px; margin: 4px 8px; color: #5b6475; }
@@ -142,6 +142,7 @@ const TABLE_GROUPS: usize = 200;
 fn group_table(breakdown: Breakdown<'_>) -> Markup {
     let key = breakdown.dimension;
     let (groups, left_out) = largest_groups(breakdown.groups, TABLE_GROUPS);
+    let places = usd_places_for(groups.iter().map(|(_, g)| g.cost));
     html! {
         @if !groups.is_empty() {
             h2 { "By " (key) }
@@ -149,7 +150,7 @@ fn group_table(breakdown: Breakdown<'_>) -> Markup {
                 thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
                 tbody {
                     @for (name, g) in &groups {
-                        tr { td { (name) } @for c in group_cells(g) { td { (c) } } }
+                        tr { td { (name) } @for c in group_cells(g, places) { td { (c) } } }
                     }
                 }
             }

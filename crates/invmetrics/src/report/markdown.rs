@@ -37,11 +37,12 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         if groups.is_empty() {
             continue;
         }
+        let places = crate::format::usd_places_for(groups.iter().map(|(_, g)| g.cost));
         writeln!(md, "\n## By {key}\n")?;
         writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
         writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
         for (name, g) in groups {
-            writeln!(md, "| {} | {} |", cell(&name), group_cells(g).join(" | "))?;
+            writeln!(md, "| {} | {} |", cell(&name), group_cells(g, places).join(" | "))?;
         }
         if left_out > 0 {
             writeln!(
