@@ -34,7 +34,9 @@ pub fn usd_places_for(costs: impl IntoIterator<Item = f64>) -> usize {
 pub fn usd_places(cost: f64, places: usize) -> String {
     let text = format!("{:.places$}", cost.abs());
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let whole = whole.parse::<u64>().map_or_else(|_| whole.to_owned(), count);
+    let whole = whole
+        .parse::<u64>()
+        .map_or_else(|_| whole.to_owned(), count);
     let sign = if cost < 0.0 && text.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
         "-"
     } else {
@@ -170,7 +172,10 @@ mod tests {
         let t: invocation_metrics::Timestamp = "2026-11-24T10:00:00.048+01:00".parse().unwrap();
         assert_eq!(utc_time(&t), "2026-11-24 09:00:00 UTC");
         assert_eq!(span_length(45_000), "45.0 s");
-        assert_eq!(span_length(5 * 86_400_000 + 21 * 3_600_000 + 60_000), "5d 21h");
+        assert_eq!(
+            span_length(5 * 86_400_000 + 21 * 3_600_000 + 60_000),
+            "5d 21h"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use invocation_metrics::{GroupSummary, MetricsAggregate, ScanReport};
 
 use crate::args::SummaryArgs;
 use crate::format::{
-    count, duration_ms, percent, shorten_for_terminal, span_length, usd, usd_places, usd_places_for,
-    utc_time,
+    count, duration_ms, percent, shorten_for_terminal, span_length, usd, usd_places,
+    usd_places_for, utc_time,
 };
 use crate::input;
 use crate::report::largest_groups;

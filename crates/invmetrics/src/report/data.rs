@@ -3,8 +3,8 @@
 //! record: what grows with the input is the aggregate's spilled state (on disk past a budget)
 //! and one 8-byte hash per retried task.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use invocation_metrics::{
     AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, RecordFold,
@@ -17,10 +17,25 @@ pub const TIMELINE_LIMIT: usize = 3000;
 /// Most retry chains a report lists: the first in (agent, phase, task) order.
 pub const CHAIN_LIMIT: usize = 200;
 
+/// How many of the slowest invocations a report lists.
+pub const SLOWEST_LIMIT: usize = 20;
+/// Failure classes a report keeps apart; the rest are counted together.
+pub const FAILURE_CLASS_LIMIT: usize = 50;
+/// Example failures a report shows per class: the earliest.
+pub const FAILURE_EXAMPLES: usize = 3;
+
 /// Everything a report renders.
 #[derive(Debug)]
 pub struct ReportData {
     pub aggregate: MetricsAggregate,
+    /// What the report covers: inputs, filters, what was left out, when and by what.
+    pub coverage: Coverage,
+    /// The [`SLOWEST_LIMIT`] longest invocations, longest first.
+    pub slowest: Vec<InvocationMetric>,
+    /// Failures by class (`errorClass`, or the exit code when there is none), most first.
+    pub failures: Vec<FailureClass>,
+    /// What the failed invocations cost.
+    pub failed_cost: f64,
     /// The [`TIMELINE_LIMIT`] earliest invocations, by start, then agent, then input order.
     pub earliest: Vec<InvocationMetric>,
     /// The first [`CHAIN_LIMIT`] retry chains.
@@ -29,13 +44,42 @@ pub struct ReportData {
     pub chain_count: u64,
 }
 
-/// A report's first pass, folded on every core: the aggregate, the earliest invocations and
-/// the retried tasks.
+/// What a report covers, stated at its top.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// Each input: its name, valid records and damaged lines.
+    pub inputs: Vec<(String, u64, u64)>,
+    /// The filters, as typed (`--agent coder`, …); empty when none.
+    pub filters: Vec<String>,
+    /// Records left out as repeats of an earlier `invocationId`.
+    pub duplicates: u64,
+    /// Records the filters left out.
+    pub filtered_out: u64,
+    /// When the report was made.
+    pub generated_at: String,
+    /// The tool and its version.
+    pub tool: String,
+}
+
+/// The failures of one class.
+#[derive(Debug, Clone, Default)]
+pub struct FailureClass {
+    pub class: String,
+    pub count: u64,
+    pub cost: f64,
+    /// The earliest few, by start.
+    pub examples: Vec<InvocationMetric>,
+}
+
+/// A report's first pass, folded on every core: the aggregate, the earliest invocations,
+/// the retried tasks, the slowest invocations and the failures.
 #[derive(Debug)]
 pub struct FirstPass {
     accumulator: MetricsAccumulator,
     earliest: Earliest,
     chains: RetryChainScan,
+    slowest: Slowest,
+    failures: Failures,
 }
 
 impl FirstPass {
@@ -53,6 +97,8 @@ impl FirstPass {
             accumulator: MetricsAccumulator::new(),
             earliest: Earliest::default(),
             chains: RetryChainScan::new(CHAIN_LIMIT),
+            slowest: Slowest::default(),
+            failures: Failures::default(),
         }
     }
 
@@ -70,11 +116,20 @@ impl FirstPass {
     }
 
     /// The data, or why the aggregate's spilled state could not be read back.
-    pub fn finish(self, options: &AggregateOptions) -> std::io::Result<ReportData> {
+    pub fn finish(
+        self,
+        options: &AggregateOptions,
+        coverage: Coverage,
+    ) -> std::io::Result<ReportData> {
         let aggregate = self.accumulator.try_into_aggregate(options)?;
         let (chains, chain_count) = self.chains.finish();
+        let (failures, failed_cost) = self.failures.finish();
         Ok(ReportData {
             aggregate,
+            coverage,
+            slowest: self.slowest.finish(),
+            failures,
+            failed_cost,
             earliest: self.earliest.into_sorted(),
             chains,
             chain_count,
@@ -87,12 +142,16 @@ impl RecordFold for FirstPass {
         self.accumulator.add(m);
         self.chains.first_pass(m);
         self.earliest.offer(m, index);
+        self.slowest.offer(m, index);
+        self.failures.add(m, index);
     }
 
     fn merge(&mut self, later: Self, offset: u64) {
         self.accumulator.absorb(later.accumulator);
         self.chains.merge(later.chains);
         self.earliest.merge(later.earliest, offset);
+        self.slowest.merge(later.slowest, offset);
+        self.failures.merge(later.failures, offset);
     }
 }
 
@@ -160,6 +219,185 @@ impl Earliest {
             .into_iter()
             .map(|e| e.metric)
             .collect()
+    }
+}
+
+/// The [`SLOWEST_LIMIT`] longest invocations: a min-heap by (duration, earlier start,
+/// earlier arrival), so the one to drop is on top.
+#[derive(Debug, Default)]
+struct Slowest {
+    heap: BinaryHeap<Reverse<SlowKey>>,
+}
+
+/// (duration, earlier start first, earlier arrival first, the record).
+type SlowKey = (u64, Reverse<i64>, Reverse<u64>, Held);
+
+/// A record carried in a heap, compared by nothing (the keys before it decide).
+#[derive(Debug)]
+struct Held(InvocationMetric);
+
+impl PartialEq for Held {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, _: &Self) -> Ordering {
+        Ordering::Equal
+    }
+}
+
+impl Slowest {
+    fn offer(&mut self, m: &InvocationMetric, arrival: u64) {
+        let key = (m.duration_ms, Reverse(m.start_ms()), Reverse(arrival));
+        if self.heap.len() >= SLOWEST_LIMIT {
+            let Some(Reverse(least)) = self.heap.peek() else {
+                return;
+            };
+            if key <= (least.0, least.1, least.2) {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap
+            .push(Reverse((key.0, key.1, key.2, Held(m.clone()))));
+    }
+
+    fn merge(&mut self, later: Self, offset: u64) {
+        for Reverse((duration, start, Reverse(arrival), held)) in later.heap {
+            let arrival = arrival + offset;
+            let key = (duration, start, Reverse(arrival));
+            if self.heap.len() < SLOWEST_LIMIT {
+                self.heap.push(Reverse((key.0, key.1, key.2, held)));
+            } else if self
+                .heap
+                .peek()
+                .is_some_and(|Reverse(least)| key > (least.0, least.1, least.2))
+            {
+                self.heap.pop();
+                self.heap.push(Reverse((key.0, key.1, key.2, held)));
+            }
+        }
+    }
+
+    /// Longest first.
+    fn finish(self) -> Vec<InvocationMetric> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((_, _, _, Held(m)))| m)
+            .collect()
+    }
+}
+
+/// Failures by class, in bounded memory: [`FAILURE_CLASS_LIMIT`] classes kept apart (the
+/// first to appear in the input), the rest together; [`FAILURE_EXAMPLES`] earliest records
+/// each. A chunk keeps every class it sees (a chunk is a few MiB of input); the limit
+/// applies as chunks merge in input order, so the classes kept do not depend on where
+/// chunks begin.
+#[derive(Debug, Default)]
+struct Failures {
+    classes: BTreeMap<String, ClassState>,
+    /// Failed invocations' cost, exact (picodollars, like the aggregate).
+    cost_pico: i128,
+}
+
+#[derive(Debug, Default)]
+struct ClassState {
+    /// The input position of its first failure.
+    first: u64,
+    count: u64,
+    cost_pico: i128,
+    /// (start, arrival, record), earliest first.
+    examples: Vec<(i64, u64, InvocationMetric)>,
+}
+
+/// What the classes beyond the limit are counted under.
+const OTHER_CLASSES: &str = "(other classes)";
+
+impl Failures {
+    fn class_of(m: &InvocationMetric) -> String {
+        match &m.error_class {
+            Some(class) => class.clone(),
+            None => format!("exit code {}", m.exit_code),
+        }
+    }
+
+    fn add(&mut self, m: &InvocationMetric, arrival: u64) {
+        if m.success {
+            return;
+        }
+        let cost = (m.cost * 1e12).round() as i128;
+        self.cost_pico += cost;
+        let mut class = Self::class_of(m);
+        // A backstop for memory: a chunk never sees this many classes unless every failure
+        // has its own.
+        if self.classes.len() >= 200 * FAILURE_CLASS_LIMIT && !self.classes.contains_key(&class) {
+            class = OTHER_CLASSES.to_owned();
+        }
+        let state = self.classes.entry(class).or_insert_with(|| ClassState {
+            first: arrival,
+            ..ClassState::default()
+        });
+        state.count += 1;
+        state.cost_pico += cost;
+        state.offer((m.start_ms(), arrival, m.clone()));
+    }
+
+    fn merge(&mut self, later: Self, offset: u64) {
+        self.cost_pico += later.cost_pico;
+        let mut classes: Vec<(String, ClassState)> = later.classes.into_iter().collect();
+        classes.sort_by_key(|(_, state)| state.first);
+        for (mut class, state) in classes {
+            let first = state.first + offset;
+            if !self.classes.contains_key(&class) && self.classes.len() >= FAILURE_CLASS_LIMIT {
+                class = OTHER_CLASSES.to_owned();
+            }
+            let into = self.classes.entry(class).or_insert_with(|| ClassState {
+                first,
+                ..ClassState::default()
+            });
+            into.count += state.count;
+            into.cost_pico += state.cost_pico;
+            for (start, arrival, m) in state.examples {
+                into.offer((start, arrival + offset, m));
+            }
+        }
+    }
+
+    /// Most failures first, and what all failures cost.
+    fn finish(self) -> (Vec<FailureClass>, f64) {
+        let mut classes: Vec<FailureClass> = self
+            .classes
+            .into_iter()
+            .map(|(class, s)| FailureClass {
+                class,
+                count: s.count,
+                cost: s.cost_pico as f64 / 1e12,
+                examples: s.examples.into_iter().map(|(_, _, m)| m).collect(),
+            })
+            .collect();
+        classes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.class.cmp(&b.class)));
+        (classes, self.cost_pico as f64 / 1e12)
+    }
+}
+
+impl ClassState {
+    fn offer(&mut self, example: (i64, u64, InvocationMetric)) {
+        let key = (example.0, example.1);
+        let at = self
+            .examples
+            .partition_point(|(start, arrival, _)| (*start, *arrival) < key);
+        if at < FAILURE_EXAMPLES {
+            self.examples.insert(at, example);
+            self.examples.truncate(FAILURE_EXAMPLES);
+        }
     }
 }
 
@@ -246,5 +484,75 @@ mod tests {
             .map(|(_, _, i)| format!("i{i}"))
             .collect();
         assert_eq!(kept, expected);
+    }
+
+    /// The slowest invocations and the failures by class are the same whether the records
+    /// are folded in one piece or in chunks merged in order, and equal a plain computation.
+    #[test]
+    fn slowest_and_failures_are_the_same_in_one_piece_or_in_chunks() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let records: Vec<InvocationMetric> = (0..2_000)
+            .map(|i| {
+                let at = Timestamp::from_unix_ms(rng.i64(0..100_000)).unwrap();
+                let mut m = InvocationMetric::new(format!("i{i}"), "a", 1, at);
+                m.duration_ms = rng.u64(0..500); // many ties
+                m.success = rng.u8(0..4) != 0;
+                m.cost = 0.25;
+                m.error_class = (!m.success && rng.bool()).then(|| format!("c{}", rng.u8(0..80)));
+                m.exit_code = if m.success { 0 } else { 1 };
+                m
+            })
+            .collect();
+        let fold = |parts: usize| {
+            let (mut slowest, mut failures) = (Slowest::default(), Failures::default());
+            for (p, part) in records.chunks(records.len().div_ceil(parts)).enumerate() {
+                let (mut s, mut f) = (Slowest::default(), Failures::default());
+                for (i, m) in part.iter().enumerate() {
+                    s.offer(m, i as u64);
+                    f.add(m, i as u64);
+                }
+                let offset = (p * records.len().div_ceil(parts)) as u64;
+                slowest.merge(s, offset);
+                failures.merge(f, offset);
+            }
+            let slowest: Vec<String> = slowest
+                .finish()
+                .into_iter()
+                .map(|m| m.invocation_id)
+                .collect();
+            let (classes, cost) = failures.finish();
+            let classes: Vec<(String, u64, Vec<String>)> = classes
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.class,
+                        c.count,
+                        c.examples.into_iter().map(|m| m.invocation_id).collect(),
+                    )
+                })
+                .collect();
+            (slowest, classes, cost)
+        };
+        let whole = fold(1);
+        assert_eq!(fold(7), whole);
+
+        // Longest first; among equal durations the earlier start, then the earlier record.
+        let mut expected: Vec<(Reverse<u64>, i64, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (Reverse(m.duration_ms), m.start_ms(), i))
+            .collect();
+        expected.sort();
+        let expected: Vec<String> = expected[..SLOWEST_LIMIT]
+            .iter()
+            .map(|(_, _, i)| format!("i{i}"))
+            .collect();
+        assert_eq!(whole.0, expected);
+
+        let failed = records.iter().filter(|m| !m.success).count() as u64;
+        assert_eq!(whole.1.iter().map(|c| c.1).sum::<u64>(), failed);
+        assert_eq!(whole.2, failed as f64 * 0.25);
+        assert!(whole.1.len() <= FAILURE_CLASS_LIMIT + 1);
+        assert!(whole.1.iter().all(|c| c.2.len() <= FAILURE_EXAMPLES));
     }
 }

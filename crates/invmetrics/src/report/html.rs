@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
 use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest};
-use crate::format::{count, count_tick, usd_places_for, usd_tick};
+use crate::format::{count, count_tick, duration_ms, usd, usd_places_for, usd_tick, utc_time};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 const STYLE: &str = r#"
@@ -31,6 +31,11 @@ td.chain, th.chain { text-align: left; white-space: normal; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
 .legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 .note { color: #5b6475; font-size: 13px; }
+.coverage { color: #5b6475; font-size: 13px; margin: 0 0 14px; padding: 0; list-style: none; }
+.coverage li { margin: 2px 0; overflow-wrap: anywhere; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: #2f6feb; font-size: 14px; margin: 6px 0; }
+td.left, th.left { text-align: left; }
 "#;
 
 /// Renders the whole page.
@@ -79,10 +84,14 @@ pub fn render(data: &ReportData) -> Result<String> {
                         ", " (first) " → " (last)
                     }
                 }
+                ul.coverage {
+                    @for line in super::coverage_lines(&data.coverage) { li { (line) } }
+                }
                 section.cards {
                     @for (name, value) in totals_rows(agg) {
                         div.card { div.label { (name) } div.value { (value) } }
                     }
+                    div.card { div.label { "Spent on failed invocations" } div.value { (super::failed_cost_line(data)) } }
                 }
                 h2 { "Parallelism over time" }
                 div.panel { (PreEscaped(parallelism)) }
@@ -108,6 +117,48 @@ pub fn render(data: &ReportData) -> Result<String> {
                     p.note { "The earliest " (count(TIMELINE_LIMIT as u64)) " of " (count(agg.total_invocations)) " invocations." }
                 }
                 div.panel { (PreEscaped(timeline)) }
+                h2 { "Slowest invocations" }
+                table {
+                    thead { tr {
+                        th { "Agent" } th { "Phase" } th.left { "Task" } th.left { "Model" }
+                        th { "Duration" } th.left { "Started" } th.left { "Outcome" }
+                    } }
+                    tbody {
+                        @for m in &data.slowest {
+                            tr {
+                                td { (m.agent) } td { (m.phase) }
+                                td.left { (m.task_id.as_deref().unwrap_or("—")) }
+                                td.left { (m.model.as_deref().unwrap_or("—")) }
+                                td { (duration_ms(m.duration_ms as f64)) }
+                                td.left { (utc_time(&m.timestamp)) }
+                                td.left { (outcome(m)) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Failures" }
+                @if data.failures.is_empty() {
+                    p.note { "No invocation failed." }
+                } @else {
+                    table {
+                        thead { tr {
+                            th { "Class" } th { "Failures" } th { "Cost" } th.left { "Earliest (agent · task · started)" }
+                        } }
+                        tbody {
+                            @for f in &data.failures {
+                                tr {
+                                    td { (f.class) } td { (count(f.count)) } td { (usd(f.cost)) }
+                                    td.left {
+                                        @for (i, m) in f.examples.iter().enumerate() {
+                                            @if i > 0 { br; }
+                                            (m.agent) " · " (m.task_id.as_deref().unwrap_or(&m.invocation_id)) " · " (utc_time(&m.timestamp))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 h2 { "Retry chains" }
                 @if chains.is_empty() {
                     p.note { "No task was retried." }
@@ -134,6 +185,15 @@ pub fn render(data: &ReportData) -> Result<String> {
         }
     };
     Ok(crate::format::neutralize_bidi(page.into_string()))
+}
+
+/// "succeeded", "succeeded on attempt N", or "failed (exit code N)".
+fn outcome(m: &invocation_metrics::InvocationMetric) -> String {
+    match (m.success, m.attempt) {
+        (true, 1) => "succeeded".into(),
+        (true, n) => format!("succeeded on attempt {n}"),
+        (false, _) => format!("failed (exit code {})", m.exit_code),
+    }
 }
 
 /// Most rows of a group table: the groups with the most invocations.

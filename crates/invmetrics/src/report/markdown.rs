@@ -26,10 +26,18 @@ pub fn render(data: &ReportData) -> String {
 fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
     let agg = &data.aggregate;
     writeln!(md, "# Invocation metrics report\n")?;
-    writeln!(md, "| Total | Value |\n|---|---|")?;
+    for line in super::coverage_lines(&data.coverage) {
+        writeln!(md, "- {}", cell(&line))?;
+    }
+    writeln!(md, "\n| Total | Value |\n|---|---|")?;
     for (name, value) in totals_rows(agg) {
         writeln!(md, "| {name} | {} |", cell(&value))?;
     }
+    writeln!(
+        md,
+        "| Spent on failed invocations | {} |",
+        cell(&super::failed_cost_line(data))
+    )?;
 
     for breakdown in agg.breakdowns() {
         let key = breakdown.dimension;
@@ -42,12 +50,64 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
         writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
         for (name, g) in groups {
-            writeln!(md, "| {} | {} |", cell(&name), group_cells(g, places).join(" | "))?;
+            writeln!(
+                md,
+                "| {} | {} |",
+                cell(&name),
+                group_cells(g, places).join(" | ")
+            )?;
         }
         if left_out > 0 {
             writeln!(
                 md,
                 "\n…and {left_out} more, with fewer invocations (every one in `invmetrics summary`)."
+            )?;
+        }
+    }
+
+    writeln!(md, "\n## Slowest invocations\n")?;
+    writeln!(
+        md,
+        "| agent | phase | task | model | duration | started |\n|---|---:|---|---|---:|---|"
+    )?;
+    for m in &data.slowest {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&m.agent),
+            m.phase,
+            cell(m.task_id.as_deref().unwrap_or("—")),
+            cell(m.model.as_deref().unwrap_or("—")),
+            crate::format::duration_ms(m.duration_ms as f64),
+            crate::format::utc_time(&m.timestamp)
+        )?;
+    }
+    if !data.failures.is_empty() {
+        writeln!(md, "\n## Failures\n")?;
+        writeln!(
+            md,
+            "| class | failures | cost | earliest |\n|---|---:|---:|---|"
+        )?;
+        for f in &data.failures {
+            let examples: Vec<String> = f
+                .examples
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} · {} · {}",
+                        m.agent,
+                        m.task_id.as_deref().unwrap_or(&m.invocation_id),
+                        crate::format::utc_time(&m.timestamp)
+                    )
+                })
+                .collect();
+            writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&f.class),
+                crate::format::count(f.count),
+                crate::format::usd(f.cost),
+                cell(&examples.join("; "))
             )?;
         }
     }

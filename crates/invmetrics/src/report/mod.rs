@@ -19,7 +19,7 @@ use invocation_metrics::{
 use crate::UsageError;
 use crate::args::{InputArgs, ReportArgs, ReportFormat};
 use crate::input;
-use data::{FirstPass, ReportData};
+use data::{Coverage, FirstPass, ReportData};
 
 /// `invmetrics report`.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -99,14 +99,100 @@ fn gather(
         FirstPass::chunk,
     )?;
     input::require_records(&scan)?;
+    let coverage = Coverage {
+        inputs: scan
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.records, i.problems.len() as u64))
+            .collect(),
+        filters: describe(&filter),
+        duplicates: scan.duplicates,
+        filtered_out: scan.filtered_out,
+        generated_at: crate::format::utc_time(&generation_time()),
+        tool: format!("invmetrics {}", env!("CARGO_PKG_VERSION")),
+    };
     if let Some(template) = first.chains_to_fill() {
         let chunk_template = template.clone();
         let attempts = again.fold(filter, || template.clone(), move || chunk_template.clone())?;
         first.fill_chains(attempts);
     }
     first
-        .finish(options)
+        .finish(options, coverage)
         .context("cannot compute the aggregate")
+}
+
+/// What a report says about what it covers, one plain-text line each (the renderers escape
+/// them).
+pub fn coverage_lines(c: &data::Coverage) -> Vec<String> {
+    use crate::format::count;
+    let inputs: Vec<String> = c
+        .inputs
+        .iter()
+        .map(|(name, records, damaged)| match damaged {
+            0 => format!("{name} ({} records)", count(*records)),
+            n => format!(
+                "{name} ({} records, {} damaged lines skipped)",
+                count(*records),
+                count(*n)
+            ),
+        })
+        .collect();
+    let mut lines = vec![format!("Read: {}", inputs.join("; "))];
+    if !c.filters.is_empty() {
+        lines.push(format!(
+            "Filters: {} ({} records left out)",
+            c.filters.join(" "),
+            count(c.filtered_out)
+        ));
+    }
+    if c.duplicates > 0 {
+        lines.push(format!(
+            "Left out: {} records repeating an earlier invocationId",
+            count(c.duplicates)
+        ));
+    }
+    lines.push(format!("Generated {} by {}", c.generated_at, c.tool));
+    lines
+}
+
+/// The cost of failed invocations and its share of all cost.
+pub fn failed_cost_line(data: &ReportData) -> String {
+    let total = data.aggregate.total_cost;
+    let share = if total > 0.0 {
+        data.failed_cost / total
+    } else {
+        0.0
+    };
+    format!(
+        "{} ({} of all cost)",
+        crate::format::usd(data.failed_cost),
+        crate::format::percent(share)
+    )
+}
+
+/// Now, or `SOURCE_DATE_EPOCH` (seconds) when set: the reproducible-builds convention, so
+/// the same inputs can give the same report byte for byte.
+fn generation_time() -> invocation_metrics::Timestamp {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| s.checked_mul(1000))
+        .and_then(invocation_metrics::Timestamp::from_unix_ms)
+        .unwrap_or_else(invocation_metrics::Timestamp::now)
+}
+
+/// The filters as a person typed them.
+fn describe(filter: &RecordFilter) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(since) = &filter.since {
+        out.push(format!("--since {}", crate::format::utc_time(since)));
+    }
+    if let Some(until) = &filter.until {
+        out.push(format!("--until {}", crate::format::utc_time(until)));
+    }
+    out.extend(filter.agents.iter().map(|a| format!("--agent {a}")));
+    out.extend(filter.phases.iter().map(|p| format!("--phase {p}")));
+    out
 }
 
 /// Writes the HTML report of the metrics file `metrics` to `path`, with the default

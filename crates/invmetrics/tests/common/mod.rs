@@ -14,6 +14,8 @@ pub fn fixtures() -> PathBuf {
 pub fn invmetrics() -> Command {
     let mut cmd = Command::cargo_bin("invmetrics").unwrap();
     cmd.current_dir(fixtures());
+    // Reports say when they were made: a fixed time keeps them comparable.
+    cmd.env("SOURCE_DATE_EPOCH", "1795600000");
     cmd
 }
 
