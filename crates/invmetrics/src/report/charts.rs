@@ -1,9 +1,12 @@
-//! Charts as inline SVG, drawn with plotters (which escapes every text it draws).
+//! Charts over time as inline SVG, drawn with plotters (which escapes every text it draws);
+//! the bar and box charts are in `svg.rs`.
 
 use anyhow::{Result, anyhow};
-use invocation_metrics::{GroupSummary, InvocationMetric, MetricsAggregate, Timestamp};
+use invocation_metrics::{InvocationMetric, MetricsAggregate, Timestamp};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const WIDTH: u32 = 960;
 const FONT: &str = "sans-serif";
@@ -31,11 +34,96 @@ fn render_svg(
     Ok(svg)
 }
 
-/// "HH:MM:SS" (UTC) of a millisecond timestamp.
-fn clock(ms: i64) -> String {
-    Timestamp::from_unix_ms(ms)
-        .map(|t| t.to_utc_millis_string()[11..19].to_owned())
-        .unwrap_or_default()
+/// Ticks for a time axis from `first` over `span` ms (absolute Unix ms): at a human step
+/// (seconds, 1/5/15/30 minutes, 1/3/6/12 hours, days, weeks) aligned to it in UTC, at most
+/// eight, as offsets from `first`; and their labels — the time of day, with the date when the
+/// span crosses days, or the date alone for steps of a day or more.
+pub fn time_ticks(first: i64, span: i64) -> (Vec<f64>, Vec<String>) {
+    const SECOND: i64 = 1000;
+    const MINUTE: i64 = 60 * SECOND;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    const STEPS: [i64; 17] = [
+        SECOND,
+        5 * SECOND,
+        15 * SECOND,
+        30 * SECOND,
+        MINUTE,
+        5 * MINUTE,
+        15 * MINUTE,
+        30 * MINUTE,
+        HOUR,
+        3 * HOUR,
+        6 * HOUR,
+        12 * HOUR,
+        DAY,
+        2 * DAY,
+        7 * DAY,
+        30 * DAY,
+        365 * DAY,
+    ];
+    let span = span.max(1);
+    let step = STEPS
+        .into_iter()
+        .find(|step| span / step <= 8)
+        .unwrap_or(365 * DAY);
+    let day = |ms: i64| ms.div_euclid(DAY);
+    let crosses_days = day(first) != day(first + span);
+    let text = |ms: i64| {
+        Timestamp::from_unix_ms(ms)
+            .map(|t| t.to_utc_millis_string())
+            .unwrap_or_default()
+    };
+    let label = |ms: i64| {
+        let iso = text(ms);
+        match (step >= DAY, crosses_days, step < MINUTE) {
+            (true, _, _) => iso.get(..10).unwrap_or_default().to_owned(),
+            (false, true, _) => format!(
+                "{} {}",
+                iso.get(5..10).unwrap_or_default(),
+                iso.get(11..16).unwrap_or_default()
+            ),
+            (false, false, true) => iso.get(11..19).unwrap_or_default().to_owned(),
+            (false, false, false) => iso.get(11..16).unwrap_or_default().to_owned(),
+        }
+    };
+    let mut at = first.div_euclid(step) * step;
+    if at < first {
+        at += step;
+    }
+    let (mut offsets, mut labels) = (Vec::new(), Vec::new());
+    while at <= first + span {
+        offsets.push((at - first) as f64);
+        labels.push(label(at));
+        at += step;
+    }
+    (offsets, labels)
+}
+
+/// Draws a time axis's ticks (as grid lines up to `top`) and their labels under the plot:
+/// plotters would place ticks at round numbers of milliseconds.
+fn draw_time_axis<'a>(
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    ticks: &[f64],
+    labels: &[String],
+    top: f64,
+) -> Result<()> {
+    let grid = RGBColor(0xe6, 0xe8, 0xec);
+    chart
+        .draw_series(
+            ticks
+                .iter()
+                .map(|t| PathElement::new(vec![(*t, 0.0), (*t, top)], grid)),
+        )
+        .map_err(draw_err)?;
+    let style = TextStyle::from((FONT, 12)).pos(Pos::new(HPos::Center, VPos::Top));
+    for (t, label) in ticks.iter().zip(labels) {
+        let (x, y) = chart.backend_coord(&(*t, 0.0));
+        root.draw(&Text::new(label.clone(), (x, y + 6), style.clone()))
+            .map_err(draw_err)?;
+    }
+    Ok(())
 }
 
 /// Axis labels only at whole numbers (counts have no fractions).
@@ -44,15 +132,6 @@ fn whole_numbers(y: &f64) -> String {
         format!("{y:.0}")
     } else {
         String::new()
-    }
-}
-
-/// Shortens long labels so they fit beside the axis.
-fn label(s: &str) -> String {
-    if s.chars().count() > 24 {
-        s.chars().take(23).chain(['…']).collect()
-    } else {
-        s.to_owned()
     }
 }
 
@@ -75,10 +154,12 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
         .collect();
     let max_x = points.last().map_or(1.0, |p| p.0).max(1.0);
     let max_y = (agg.peak_parallel_invocations as f64 * 1.15).max(1.0);
+    let (ticks, labels) = time_ticks(first, max_x as i64);
 
     render_svg((WIDTH, 280), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
+            .margin_right(28)
             .x_label_area_size(28)
             .y_label_area_size(44)
             .build_cartesian_2d(0f64..max_x, 0f64..max_y)
@@ -86,149 +167,16 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
         chart
             .configure_mesh()
             .light_line_style(WHITE.mix(0.0))
-            .x_labels(8)
-            .x_label_formatter(&|x| clock(first + *x as i64))
+            .disable_x_mesh()
+            .x_labels(0)
             .y_label_formatter(&whole_numbers)
             .y_desc("running at once")
             .label_style((FONT, 12))
             .draw()
             .map_err(draw_err)?;
+        draw_time_axis(root, &mut chart, &ticks, &labels, max_y)?;
         chart
             .draw_series(AreaSeries::new(points, 0.0, ACCENT.mix(0.25)).border_style(ACCENT))
-            .map_err(draw_err)?;
-        Ok(())
-    })
-}
-
-/// Horizontal bars, one per named value, the first at the top.
-pub fn bars(items: &[(String, f64)], value_label: fn(f64) -> String) -> Result<String> {
-    let n = items.len().max(1);
-    // Plotters counts rows from the bottom (and may ask for a label past the last row).
-    let row = |i: usize| n.checked_sub(i + 1);
-    let max = items
-        .iter()
-        .map(|i| i.1)
-        .fold(0.0, f64::max)
-        .max(f64::MIN_POSITIVE)
-        * 1.1;
-    let names: Vec<String> = items.iter().map(|(name, _)| label(name)).collect();
-    let height = 50 + 26 * n as u32;
-    render_svg((WIDTH / 2 - 10, height), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(10)
-            .x_label_area_size(24)
-            .y_label_area_size(150)
-            .build_cartesian_2d(0f64..max, (0usize..n).into_segmented())
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(WHITE.mix(0.0))
-            .x_labels(4)
-            .x_label_formatter(&|v| value_label(*v))
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(r) => row(*r)
-                    .and_then(|i| names.get(i).cloned())
-                    .unwrap_or_default(),
-                _ => String::new(),
-            })
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
-        chart
-            .draw_series(
-                // Rectangles, not plotters' Histogram: that one keeps its bars in a hash map,
-                // so the SVG came out in a different order on every run.
-                items.iter().enumerate().map(|(i, (_, v))| {
-                    let r = row(i).unwrap_or_default();
-                    let mut bar = Rectangle::new(
-                        [
-                            (0.0, SegmentValue::Exact(r)),
-                            (*v, SegmentValue::Exact(r + 1)),
-                        ],
-                        ACCENT.mix(0.8).filled(),
-                    );
-                    bar.set_margin(5, 5, 0, 0);
-                    bar
-                }),
-            )
-            .map_err(draw_err)?;
-        Ok(())
-    })
-}
-
-/// One box per agent: the quartiles of its durations, whiskers 1.5 interquartile ranges
-/// out (log scale). Quartiles come from the aggregate (nearest rank, within 0.1%), so the
-/// chart needs no records.
-pub fn durations(agg: &MetricsAggregate) -> Result<String> {
-    let groups: Vec<(String, &GroupSummary)> =
-        agg.agents.iter().map(|(k, g)| (k.clone(), g)).collect();
-    let (groups, _) = super::largest_groups(groups, super::CHART_GROUPS);
-    let names: Vec<String> = groups.iter().map(|(n, _)| label(n)).collect();
-    let boxes: Vec<Quartiles> = groups
-        .iter()
-        .map(|(_, g)| {
-            // Five values whose quartiles, as plotters interpolates them, are exactly the
-            // aggregate's.
-            let (q1, q2, q3) = (
-                g.p25_duration_ms.max(1) as f64,
-                g.p50_duration_ms.max(1) as f64,
-                g.p75_duration_ms.max(1) as f64,
-            );
-            Quartiles::new(&[q1, q1, q2, q3, q3])
-        })
-        .collect();
-    let n = names.len().max(1);
-    let max = groups
-        .iter()
-        .map(|(_, g)| g.max_duration_ms as f64)
-        .chain(boxes.iter().map(|q| f64::from(q.values()[4])))
-        .fold(1.0, f64::max)
-        * 1.5;
-    // The lower whisker often reaches below zero; start the axis just under the shortest
-    // duration (or the lowest whisker above it) instead of letting it stretch to 1 ms.
-    let min = groups
-        .iter()
-        .map(|(_, g)| g.min_duration_ms.max(1) as f64)
-        .fold(f64::MAX, f64::min)
-        .min(max)
-        / 1.5;
-    let height = 60 + 30 * n as u32;
-    render_svg((WIDTH, height), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(28)
-            .y_label_area_size(150)
-            .build_cartesian_2d(
-                (min.max(1.0) as f32..max as f32).log_scale(),
-                (0usize..n).into_segmented(),
-            )
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc("duration (log scale)")
-            .x_label_formatter(&|v| crate::format::duration_ms(f64::from(*v)))
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(r) => n
-                    .checked_sub(r + 1)
-                    .and_then(|i| names.get(i).cloned())
-                    .unwrap_or_default(),
-                _ => String::new(),
-            })
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(draw_err)?;
-        chart
-            .draw_series(boxes.iter().enumerate().map(|(i, quartiles)| {
-                // The first agent at the top: plotters counts rows from the bottom.
-                Boxplot::new_horizontal(SegmentValue::CenterOf(n.saturating_sub(i + 1)), quartiles)
-                    .width(16)
-                    .whisker_width(0.6)
-                    .style(ACCENT)
-            }))
             .map_err(draw_err)?;
         Ok(())
     })
@@ -262,9 +210,11 @@ pub fn timeline(by_start: &[InvocationMetric]) -> Result<String> {
     let lanes = lane_ends.len().max(1);
     let max_x = bars.iter().map(|b| b.1).fold(1.0, f64::max);
     let height = (80 + 9 * lanes as u32).min(900);
+    let (ticks, labels) = time_ticks(first, max_x as i64);
     render_svg((WIDTH, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
+            .margin_right(28)
             .x_label_area_size(28)
             .y_label_area_size(44)
             .build_cartesian_2d(0f64..max_x, 0f64..lanes as f64)
@@ -272,14 +222,15 @@ pub fn timeline(by_start: &[InvocationMetric]) -> Result<String> {
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .disable_x_mesh()
             .light_line_style(WHITE.mix(0.0))
-            .x_labels(8)
-            .x_label_formatter(&|x| clock(first + *x as i64))
+            .x_labels(0)
             .y_label_formatter(&whole_numbers)
             .y_desc("lane")
             .label_style((FONT, 12))
             .draw()
             .map_err(draw_err)?;
+        draw_time_axis(root, &mut chart, &ticks, &labels, lanes as f64)?;
         chart
             .draw_series(bars.iter().map(|(x0, x1, lane, color)| {
                 let y = *lane as f64;
@@ -288,4 +239,31 @@ pub fn timeline(by_start: &[InvocationMetric]) -> Result<String> {
             .map_err(draw_err)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ticks_fall_on_human_steps_with_dates_when_days_change() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap().unix_ms();
+        // Six days: a tick a day, at midnight UTC, labelled with the date.
+        let first = at("2026-11-24T09:00:00.048Z");
+        let (ticks, labels) = time_ticks(first, at("2026-11-30T06:14:06Z") - first);
+        assert_eq!(labels.first().map(String::as_str), Some("2026-11-25"));
+        assert_eq!(labels.len(), 6);
+        assert_eq!(ticks[1] - ticks[0], 86_400_000.0);
+        // Two hours within a day: every 15 minutes, the time of day only.
+        let first = at("2026-11-24T09:07:00Z");
+        let (_, labels) = time_ticks(first, 2 * 3_600_000);
+        assert_eq!(labels[..2], ["09:15", "09:30"]);
+        // Across midnight: the date with the time.
+        let first = at("2026-11-24T22:00:00Z");
+        let (_, labels) = time_ticks(first, 4 * 3_600_000);
+        assert!(labels.contains(&"11-25 00:00".to_owned()), "{labels:?}");
+        // Seconds: the seconds shown.
+        let (_, labels) = time_ticks(at("2026-11-24T09:00:00Z"), 18_000);
+        assert_eq!(labels[..2], ["09:00:00", "09:00:05"]);
+    }
 }

@@ -6,7 +6,7 @@ use invocation_metrics::{Breakdown, GroupSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
-use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest};
+use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest, svg};
 use crate::format::{count, count_tick, duration_ms, usd, usd_places_for, usd_tick, utc_time};
 use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
@@ -36,6 +36,7 @@ td.chain, th.chain { text-align: left; white-space: normal; }
 details { margin: 8px 0; }
 summary { cursor: pointer; color: #2f6feb; font-size: 14px; margin: 6px 0; }
 td.left, th.left { text-align: left; }
+@media (max-width: 760px) { .pair { grid-template-columns: 1fr; } main { padding: 12px; } }
 "#;
 
 /// Renders the whole page.
@@ -56,14 +57,25 @@ pub fn render(data: &ReportData) -> Result<String> {
             .collect();
         largest_with_rest(items, CHART_GROUPS)
     };
+    let by_model = |f: fn(&GroupSummary) -> f64| -> Vec<(String, f64)> {
+        let mut items: Vec<(String, f64)> =
+            agg.models.iter().map(|(k, g)| (k.clone(), f(g))).collect();
+        items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        largest_with_rest(items, CHART_GROUPS)
+    };
     let tokens = count_tick;
     let money = usd_tick;
     let parallelism = charts::parallelism(agg)?;
-    let cost_by_agent = charts::bars(&by_agent(|g| g.cost), money)?;
-    let tokens_by_agent = charts::bars(&by_agent(|g| g.tokens as f64), tokens)?;
-    let cost_by_phase = charts::bars(&by_phase(|g| g.cost), money)?;
-    let tokens_by_phase = charts::bars(&by_phase(|g| g.tokens as f64), tokens)?;
-    let durations = charts::durations(agg)?;
+    let cost_by_agent = svg::bars(&by_agent(|g| g.cost), money);
+    let tokens_by_agent = svg::bars(&by_agent(|g| g.tokens as f64), tokens);
+    let cost_by_phase = svg::bars(&by_phase(|g| g.cost), money);
+    let tokens_by_phase = svg::bars(&by_phase(|g| g.tokens as f64), tokens);
+    let cost_by_model = svg::bars(&by_model(|g| g.cost), money);
+    let tokens_by_model = svg::bars(&by_model(|g| g.tokens as f64), tokens);
+    let duration_rows: Vec<(String, &GroupSummary)> =
+        agg.agents.iter().map(|(k, g)| (k.clone(), g)).collect();
+    let (duration_rows, _) = largest_groups(duration_rows, CHART_GROUPS);
+    let durations = svg::duration_boxes(&duration_rows);
     let timeline = charts::timeline(&data.earliest)?;
     let chains = &data.chains;
 
@@ -80,8 +92,8 @@ pub fn render(data: &ReportData) -> Result<String> {
                 h1 { "Invocation metrics report" }
                 p.sub {
                     (count(agg.total_invocations)) " invocations"
-                    @if let (Some(first), Some(last)) = (&agg.first_start, &agg.last_end) {
-                        ", " (first) " → " (last)
+                    @if let Some(span) = totals_rows(agg).into_iter().find(|(name, _)| *name == "Span") {
+                        ", " (span.1)
                     }
                 }
                 ul.coverage {
@@ -93,7 +105,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                     }
                     div.card { div.label { "Spent on failed invocations" } div.value { (super::failed_cost_line(data)) } }
                 }
-                h2 { "Parallelism over time" }
+                h2 { "Parallelism over time" span.note { " (UTC)" } }
                 div.panel { (PreEscaped(parallelism)) }
                 h2 { "Cost and tokens" }
                 div.pair {
@@ -101,13 +113,22 @@ pub fn render(data: &ReportData) -> Result<String> {
                     div.panel { h3 { "Tokens by agent" } (PreEscaped(tokens_by_agent)) }
                     div.panel { h3 { "Cost by phase" } (PreEscaped(cost_by_phase)) }
                     div.panel { h3 { "Tokens by phase" } (PreEscaped(tokens_by_phase)) }
+                    @if !agg.models.is_empty() {
+                        div.panel { h3 { "Cost by model" } (PreEscaped(cost_by_model)) }
+                        div.panel { h3 { "Tokens by model" } (PreEscaped(tokens_by_model)) }
+                    }
                 }
                 h2 { "Duration distribution per agent" }
                 @if agg.agents.len() > CHART_GROUPS {
                     p.note { "The " (CHART_GROUPS) " agents with the most invocations, of " (count(agg.agents.len() as u64)) "." }
                 }
+                p.legend.note {
+                    "Per agent, log scale: a line from the fastest invocation (tick) to the 95th percentile, "
+                    "a box from the 25th to the 75th percentile with a bar at the median, "
+                    "dots on to the slowest (●). Hover a row for its numbers."
+                }
                 div.panel { (PreEscaped(durations)) }
-                h2 { "Timeline" }
+                h2 { "Timeline" span.note { " (UTC)" } }
                 p.legend {
                     span { i style="background:#2e9e5b" {} "succeeded" }
                     span { i style="background:#e08a1e" {} "succeeded on a retry" }

@@ -5,6 +5,7 @@ mod data;
 mod html;
 mod json;
 mod markdown;
+mod svg;
 
 use std::io::Write;
 use std::path::Path;
