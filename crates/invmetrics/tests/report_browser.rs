@@ -96,7 +96,29 @@ fn report_renders_in_a_real_browser() {
         "the hostile name became markup"
     );
     assert!(dom_text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(dom_text.matches("<svg").count() >= 7);
+    assert!(dom_text.matches("<svg").count() >= 9);
+    // What a manager looks for first, and what the report covers.
+    for section in [
+        "Read: ",
+        "Generated ",
+        "Spent on failed invocations",
+        "Cost by model",
+        "Slowest invocations",
+        "Failures",
+        "rate-limit",
+        "Retry chains",
+        "failed for good",
+        "<details",
+        "<summary>",
+    ] {
+        assert!(dom_text.contains(section), "no {section:?} in the page");
+    }
+    // Every bar and box has a tooltip; the hostile name is escaped inside them too.
+    assert!(dom_text.matches("<title>").count() >= 20);
+    assert!(dom_text.contains("<title>&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // No scripts, no requests out.
+    assert!(!dom_text.contains("<script"));
+    assert!(!dom_text.contains("src=\"http") && !dom_text.contains("href=\"http"));
 
     let shot = dir.path().join("report.png");
     let out = headless(

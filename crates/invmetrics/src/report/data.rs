@@ -1,5 +1,6 @@
 //! What a report shows, gathered from the records in bounded memory: the aggregate, the
-//! earliest invocations for the timeline and the first retry chains. No report holds every
+//! earliest invocations for the timeline, the retry chains that matter per agent, the
+//! slowest invocations and the failures. No report holds every
 //! record: what grows with the input is the aggregate's spilled state (on disk past a budget)
 //! and one 8-byte hash per retried task.
 
@@ -8,14 +9,13 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use invocation_metrics::{
     AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, RecordFold,
-    RetryChain, RetryChainScan,
 };
+
+use super::chains::{AgentChains, Picked, RetriedTasks};
 
 /// Most invocations a timeline draws (the earliest): beyond this the SVG gets too heavy for
 /// a browser.
 pub const TIMELINE_LIMIT: usize = 3000;
-/// Most retry chains a report lists: the first in (agent, phase, task) order.
-pub const CHAIN_LIMIT: usize = 200;
 
 /// How many of the slowest invocations a report lists.
 pub const SLOWEST_LIMIT: usize = 20;
@@ -38,10 +38,12 @@ pub struct ReportData {
     pub failed_cost: f64,
     /// The [`TIMELINE_LIMIT`] earliest invocations, by start, then agent, then input order.
     pub earliest: Vec<InvocationMetric>,
-    /// The first [`CHAIN_LIMIT`] retry chains.
-    pub chains: Vec<RetryChain>,
-    /// How many retry chains there are in all.
+    /// The retry chains shown, by agent (see `chains.rs`).
+    pub chains: Vec<AgentChains>,
+    /// How many retried tasks there are in all.
     pub chain_count: u64,
+    /// How many agents have one.
+    pub chain_agents: u64,
 }
 
 /// What a report covers, stated at its top.
@@ -77,7 +79,9 @@ pub struct FailureClass {
 pub struct FirstPass {
     accumulator: MetricsAccumulator,
     earliest: Earliest,
-    chains: RetryChainScan,
+    chains: RetriedTasks,
+    /// The chains picked after the first pass, filled by the second.
+    picked: Option<Picked>,
     slowest: Slowest,
     failures: Failures,
 }
@@ -96,23 +100,30 @@ impl FirstPass {
         Self {
             accumulator: MetricsAccumulator::new(),
             earliest: Earliest::default(),
-            chains: RetryChainScan::new(CHAIN_LIMIT),
+            chains: RetriedTasks::default(),
+            picked: None,
             slowest: Slowest::default(),
             failures: Failures::default(),
         }
     }
 
-    /// What a second pass must fill in — the chains kept, without their attempts — if any
+    /// What a second pass must fill in — the chains picked, without their attempts — if any
     /// task was retried.
-    pub fn chains_to_fill(&self) -> Option<SecondPass> {
-        self.chains
-            .needs_second_pass()
-            .then(|| SecondPass(self.chains.second_pass_part()))
+    pub fn chains_to_fill(&mut self) -> Option<SecondPass> {
+        let picked = self.chains.pick();
+        if picked.total == 0 {
+            return None;
+        }
+        let part = picked.part();
+        self.picked = Some(picked);
+        Some(SecondPass(part))
     }
 
     /// Takes the attempts a second pass found.
     pub fn fill_chains(&mut self, second: SecondPass) {
-        self.chains.merge(second.0);
+        if let Some(picked) = &mut self.picked {
+            picked.merge(second.0);
+        }
     }
 
     /// The data, or why the aggregate's spilled state could not be read back.
@@ -122,7 +133,8 @@ impl FirstPass {
         coverage: Coverage,
     ) -> std::io::Result<ReportData> {
         let aggregate = self.accumulator.try_into_aggregate(options)?;
-        let (chains, chain_count) = self.chains.finish();
+        let (chains, chain_count, chain_agents) =
+            self.picked.map(Picked::finish).unwrap_or_default();
         let (failures, failed_cost) = self.failures.finish();
         Ok(ReportData {
             aggregate,
@@ -133,6 +145,7 @@ impl FirstPass {
             earliest: self.earliest.into_sorted(),
             chains,
             chain_count,
+            chain_agents,
         })
     }
 }
@@ -140,7 +153,7 @@ impl FirstPass {
 impl RecordFold for FirstPass {
     fn add(&mut self, m: &InvocationMetric, index: u64) {
         self.accumulator.add(m);
-        self.chains.first_pass(m);
+        self.chains.add(m);
         self.earliest.offer(m, index);
         self.slowest.offer(m, index);
         self.failures.add(m, index);
@@ -156,13 +169,13 @@ impl RecordFold for FirstPass {
 }
 
 /// A report's second pass, folded on every core: the attempts of the retry chains the first
-/// pass kept.
+/// pass picked.
 #[derive(Debug, Clone)]
-pub struct SecondPass(RetryChainScan);
+pub struct SecondPass(Picked);
 
 impl RecordFold for SecondPass {
     fn add(&mut self, m: &InvocationMetric, _: u64) {
-        self.0.second_pass(m);
+        self.0.add(m);
     }
 
     fn merge(&mut self, later: Self, _: u64) {

@@ -184,19 +184,34 @@ pub fn render(data: &ReportData) -> Result<String> {
                 @if chains.is_empty() {
                     p.note { "No task was retried." }
                 } @else {
-                    table {
-                        thead { tr { th { "Agent" } th { "Phase" } th { "Task" } th.chain { "Attempts" } } }
-                        tbody {
-                            @for chain in chains {
-                                tr {
-                                    td { (chain.agent) } td { (chain.phase) }
-                                    td { (chain.task_id) } td.chain { (chain.outcomes()) }
+                    p.note {
+                        (count(data.chain_count)) " retried tasks. For each agent (most retried first), "
+                        "the chains that failed for good, then the longest."
+                    }
+                    @for (i, agent) in chains.iter().enumerate() {
+                        details open[i < 3] {
+                            summary {
+                                (agent.agent) ": " (count(agent.retried)) " retried tasks, "
+                                (count(agent.failed)) " failed for good"
+                                @if agent.retried > agent.chains.len() as u64 {
+                                    " (" (count(agent.retried - agent.chains.len() as u64)) " more not shown)"
+                                }
+                            }
+                            table {
+                                thead { tr { th.left { "Task" } th { "Phase" } th { "Attempts" } th.chain { "Outcomes" } } }
+                                tbody {
+                                    @for chain in &agent.chains {
+                                        tr {
+                                            td { (chain.task_id) } td { (chain.phase) }
+                                            td { (chain.attempts.len()) } td.chain { (chain.outcomes()) }
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
-                    @if data.chain_count > chains.len() as u64 {
-                        p.note { "…and " (count(data.chain_count - chains.len() as u64)) " more." }
+                    @if data.chain_agents > chains.len() as u64 {
+                        p.note { "…and " (count(data.chain_agents - chains.len() as u64)) " more agents with retried tasks." }
                     }
                 }
                 @for breakdown in agg.breakdowns() {
@@ -227,6 +242,8 @@ fn group_table(breakdown: Breakdown<'_>) -> Markup {
     html! {
         @if !groups.is_empty() {
             h2 { "By " (key) }
+            details open[groups.len() <= 30] {
+            summary { (count(groups.len() as u64)) " " (key) " groups" }
             table {
                 thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
                 tbody {
@@ -237,6 +254,7 @@ fn group_table(breakdown: Breakdown<'_>) -> Markup {
             }
             @if left_out > 0 {
                 p.note { "…and " (count(left_out as u64)) " more, with fewer invocations (every one in `invmetrics summary`)." }
+            }
             }
         }
     }

@@ -10,8 +10,9 @@ use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
 
 /// Most invocations drawn in the gantt (GitHub renders big diagrams slowly).
 const GANTT_LIMIT: usize = 100;
-/// Most retry chains listed.
-const CHAIN_LIMIT: usize = 50;
+/// Agents whose retry chains are listed, and chains per agent.
+const CHAIN_AGENTS: usize = 10;
+const CHAINS_PER_AGENT: usize = 3;
 /// Most rows of a group table (a GitHub comment holds at most 65,536 characters).
 const TABLE_GROUPS: usize = 50;
 
@@ -117,21 +118,33 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         writeln!(md, "\n## Retry chains\n")?;
         writeln!(
             md,
+            "{} retried tasks; per agent, those that failed for good, then the longest.\n",
+            crate::format::count(data.chain_count)
+        )?;
+        writeln!(
+            md,
             "| agent | phase | task | attempts |\n|---|---:|---|---|"
         )?;
-        for chain in chains.iter().take(CHAIN_LIMIT) {
-            writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                cell(&chain.agent),
-                chain.phase,
-                cell(&chain.task_id),
-                cell(&chain.outcomes())
-            )?;
-        }
-        let listed = chains.len().min(CHAIN_LIMIT) as u64;
-        if data.chain_count > listed {
-            writeln!(md, "\n…and {} more.", data.chain_count - listed)?;
+        for agent in chains.iter().take(CHAIN_AGENTS) {
+            for chain in agent.chains.iter().take(CHAINS_PER_AGENT) {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    cell(&chain.agent),
+                    chain.phase,
+                    cell(&chain.task_id),
+                    cell(&chain.outcomes())
+                )?;
+            }
+            let shown = agent.chains.len().min(CHAINS_PER_AGENT) as u64;
+            if agent.retried > shown {
+                writeln!(
+                    md,
+                    "| {} | | …and {} more | |",
+                    cell(&agent.agent),
+                    agent.retried - shown
+                )?;
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! `report`: the same summary as a self-contained HTML page, GitHub Markdown, or JSON.
 
+mod chains;
 mod charts;
 mod data;
 mod html;
