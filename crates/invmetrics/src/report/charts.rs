@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-const WIDTH: u32 = 960;
+const WIDTH: u32 = 760;
 const FONT: &str = "sans-serif";
 const ACCENT: RGBColor = RGBColor(0x2f, 0x6f, 0xeb);
 const SUCCESS: RGBColor = RGBColor(0x2e, 0x9e, 0x5b);

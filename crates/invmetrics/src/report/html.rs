@@ -26,7 +26,8 @@ h2 { font-size: 18px; margin: 28px 0 10px; }
 svg { display: block; max-width: 100%; height: auto; }
 table { border-collapse: collapse; width: 100%; background: #fff; font-size: 13px; }
 th, td { padding: 5px 8px; border-bottom: 1px solid #e6e8ec; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; }
+th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 8em; }
+.wide { overflow-x: auto; }
 td.chain, th.chain { text-align: left; white-space: normal; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
 .legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
@@ -139,7 +140,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                 }
                 div.panel { (PreEscaped(timeline)) }
                 h2 { "Slowest invocations" }
-                table {
+                div.wide { table {
                     thead { tr {
                         th { "Agent" } th { "Phase" } th.left { "Task" } th.left { "Model" }
                         th { "Duration" } th.left { "Started" } th.left { "Outcome" }
@@ -156,12 +157,12 @@ pub fn render(data: &ReportData) -> Result<String> {
                             }
                         }
                     }
-                }
+                } }
                 h2 { "Failures" }
                 @if data.failures.is_empty() {
                     p.note { "No invocation failed." }
                 } @else {
-                    table {
+                    div.wide { table {
                         thead { tr {
                             th { "Class" } th { "Failures" } th { "Cost" } th.left { "Earliest (agent · task · started)" }
                         } }
@@ -178,7 +179,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                                 }
                             }
                         }
-                    }
+                    } }
                 }
                 h2 { "Retry chains" }
                 @if chains.is_empty() {
@@ -197,7 +198,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                                     " (" (count(agent.retried - agent.chains.len() as u64)) " more not shown)"
                                 }
                             }
-                            table {
+                            div.wide { table {
                                 thead { tr { th.left { "Task" } th { "Phase" } th { "Attempts" } th.chain { "Outcomes" } } }
                                 tbody {
                                     @for chain in &agent.chains {
@@ -207,7 +208,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                                         }
                                     }
                                 }
-                            }
+                            } }
                         }
                     }
                     @if data.chain_agents > chains.len() as u64 {
@@ -244,14 +245,14 @@ fn group_table(breakdown: Breakdown<'_>) -> Markup {
             h2 { "By " (key) }
             details open[groups.len() <= 30] {
             summary { (count(groups.len() as u64)) " " (key) " groups" }
-            table {
+            div.wide { table {
                 thead { tr { th { (key) } @for c in GROUP_COLUMNS { th { (c) } } } }
                 tbody {
                     @for (name, g) in &groups {
                         tr { td { (name) } @for c in group_cells(g, places) { td { (c) } } }
                     }
                 }
-            }
+            } }
             @if left_out > 0 {
                 p.note { "…and " (count(left_out as u64)) " more, with fewer invocations (every one in `invmetrics summary`)." }
             }
