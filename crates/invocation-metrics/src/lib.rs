@@ -101,6 +101,7 @@ mod retry;
 mod scan;
 mod source;
 mod store;
+mod tail;
 
 pub use aggregate::{
     AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,
@@ -123,6 +124,7 @@ pub use parse::{
 pub use record::{InvocationMetric, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
 pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};
+pub use tail::{FileTail, NewLines};
 pub use source::{
     Input, InputReport, MetricsScan, RecordFilter, RecordFold, ScanReport, resolve_inputs,
 };

@@ -41,7 +41,7 @@
 //! After each batch of spans, the series that batch changed are sent.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,7 @@ use crate::atomic_file::write_file_atomically;
 use crate::collector::METRICS_FILE_NAME;
 use crate::parse::parse_line;
 use crate::record::InvocationMetric;
+use crate::tail::{FileTail, NewLines};
 
 mod metrics;
 pub mod wire;
@@ -587,56 +588,47 @@ pub fn follow(
         .map_err(|e| crate::Error::io("read", &path, e))?;
     }
     let mut idle_since = Instant::now();
-    let mut buffer = Vec::new();
+    let mut tail = FileTail::new(&path);
     loop {
-        let len = match fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(crate::Error::io("read", &path, e).into()),
-        };
-        if len < cursor.offset {
-            return Err(ExportError::Usage(format!(
-                "{} is shorter than the cursor's {} bytes (repaired or replaced?): remove {} to export it from the start",
-                path.display(),
-                cursor.offset,
-                dir.join(CURSOR_FILE_NAME).display()
-            )));
-        }
-        // Read what is there past the cursor, at most about a batch's worth of lines.
-        buffer.clear();
-        if len > cursor.offset {
-            let mut file = fs::File::open(&path).map_err(|e| crate::Error::io("read", &path, e))?;
-            file.seek(SeekFrom::Start(cursor.offset))
-                .and_then(|_| {
-                    file.take((len - cursor.offset).min(READ_WINDOW))
-                        .read_to_end(&mut buffer)
-                })
-                .map_err(|e| crate::Error::io("read", &path, e))?;
-        }
-        let complete = memchr::memrchr(b'\n', &buffer).map_or(0, |i| i + 1);
-        if complete == 0 && buffer.len() as u64 == READ_WINDOW {
-            // 64 MiB without a newline is no line a writer of ours is finishing.
-            tracing::warn!(path = %path.display(), offset = cursor.offset, "skipping 64 MiB without a newline");
-            cursor.offset += READ_WINDOW;
-            cursor.save(dir)?;
-            continue;
-        }
-        if complete == 0 {
-            if options
-                .idle_exit
-                .is_some_and(|limit| idle_since.elapsed() >= limit)
-            {
-                return Ok(cursor);
+        // What is there past the cursor, at most a window's worth of whole lines.
+        let next = match tail
+            .read_from(cursor.offset, READ_WINDOW)
+            .map_err(|e| crate::Error::io("read", &path, e))?
+        {
+            NewLines::Shrunk { .. } => {
+                return Err(ExportError::Usage(format!(
+                    "{} is shorter than the cursor's {} bytes (repaired or replaced?): remove {} to export it from the start",
+                    path.display(),
+                    cursor.offset,
+                    dir.join(CURSOR_FILE_NAME).display()
+                )));
             }
-            std::thread::sleep(options.poll);
-            continue;
-        }
+            NewLines::NoNewline { next } => {
+                // 64 MiB without a newline is no line a writer of ours is finishing.
+                tracing::warn!(path = %path.display(), offset = cursor.offset, "skipping 64 MiB without a newline");
+                cursor.offset = next;
+                cursor.save(dir)?;
+                continue;
+            }
+            NewLines::Nothing => {
+                if options
+                    .idle_exit
+                    .is_some_and(|limit| idle_since.elapsed() >= limit)
+                {
+                    return Ok(cursor);
+                }
+                std::thread::sleep(options.poll);
+                continue;
+            }
+            NewLines::Lines { next } => next,
+        };
         idle_since = Instant::now();
         // Batches of whole lines; the cursor moves past each once it is acknowledged.
         let base = cursor.offset;
+        let buffer = tail.lines();
         let mut batch = Vec::with_capacity(options.batch);
         let mut line_start = 0usize;
-        for line_end in memchr::memchr_iter(b'\n', &buffer[..complete]) {
+        for line_end in memchr::memchr_iter(b'\n', buffer) {
             let at = base + line_start as u64;
             let line = &buffer[line_start..line_end];
             line_start = line_end + 1;
@@ -661,7 +653,7 @@ pub fn follow(
         }
         exporter.export(&batch)?;
         cursor = Cursor {
-            offset: base + complete as u64,
+            offset: next,
             records: cursor.records + batch.len() as u64,
         };
         cursor.save(dir)?;
