@@ -58,6 +58,12 @@ pub enum Command {
         after_help = "Examples:\n  invmetrics demo\n  invmetrics demo big-run --records 1000000 --no-report --seed 7"
     )]
     Demo(DemoArgs),
+    /// Watch a live fleet: a dashboard of DIR/invocations.jsonl that redraws as a collector
+    /// appends to it (q quits).
+    #[command(
+        after_help = "Example:\n  invmetrics watch demo-run\n  invmetrics watch demo-run --once   # one frame, for scripts"
+    )]
+    Watch(WatchArgs),
 }
 
 /// Where records come from.
@@ -331,6 +337,23 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("{s:?} is not K=V")),
     }
+}
+
+/// `watch` arguments.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The metrics directory (or file) to follow.
+    #[arg(value_name = "DIR")]
+    pub path: PathBuf,
+    /// Print one frame of what the file holds now and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// How often to look for new records and redraw.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub every: Duration,
+    /// How far back the parallelism curve and the slowest recent invocations look.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub window: Duration,
 }
 
 /// `demo` arguments.

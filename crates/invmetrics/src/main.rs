@@ -10,6 +10,7 @@ mod input;
 mod repair;
 mod report;
 mod summary;
+mod watch;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -91,6 +92,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Ingest(args) = &cli.command {
         return ingest::run(args);
     }
+    // Watch draws on the terminal itself, frame by frame.
+    if let Command::Watch(args) = &cli.command {
+        return watch::run(args);
+    }
     // Buffered: stdout alone flushes at every newline, a system call per line of a summary
     // of a million groups.
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -99,7 +104,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report::run(&args, &mut out)?,
         Command::Check(args) => check::check(&args, &mut out)?,
         Command::Repair(args) => repair::repair(&args, &mut out)?,
-        Command::Ingest(_) => unreachable!("handled above"),
+        Command::Ingest(_) | Command::Watch(_) => unreachable!("handled above"),
         Command::Demo(args) => demo::run(&args, &mut out)?,
         Command::Export(args::ExportTarget::Otlp(args)) => export::otlp(&args, &mut out)?,
     };

@@ -124,7 +124,7 @@ pub use parse::{
 pub use record::{InvocationMetric, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};
 pub use retry::{Attempt, RetryChain, RetryChainScan, retry_chains};
-pub use tail::{FileTail, NewLines};
 pub use source::{
     Input, InputReport, MetricsScan, RecordFilter, RecordFold, ScanReport, resolve_inputs,
 };
+pub use tail::{FileTail, NewLines};

@@ -133,6 +133,9 @@ mod tests {
         std::fs::write(&path, "a\n").unwrap();
         assert_eq!(tail.read_from(4, 100).unwrap(), NewLines::Shrunk { len: 2 });
         std::fs::write(&path, "xxxxxxxxxx").unwrap();
-        assert_eq!(tail.read_from(0, 4).unwrap(), NewLines::NoNewline { next: 4 });
+        assert_eq!(
+            tail.read_from(0, 4).unwrap(),
+            NewLines::NoNewline { next: 4 }
+        );
     }
 }
