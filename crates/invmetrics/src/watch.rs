@@ -369,7 +369,7 @@ impl Live {
             count(self.recent.len() as u64)
         ));
         let mut slowest: Vec<&InvocationMetric> = self.recent.iter().collect();
-        slowest.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+        slowest.sort_by_key(|m| std::cmp::Reverse(m.duration_ms));
         for m in slowest.iter().take(5) {
             lines.push(format!(
                 "  {:>9}  {}  {}  {}",
