@@ -10,8 +10,17 @@ use crate::UsageError;
 
 /// Summaries, reports, checks, repair and ingest for invocation metrics files.
 #[derive(Debug, Parser)]
-#[command(name = "invmetrics", version, about, propagate_version = true)]
+#[command(
+    name = "invmetrics",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit status: 0 success; 1 a data or I/O error (for check: damage found; for ingest: lines refused); 2 a usage error (a path that does not exist included).\nWithout a PATH, commands that read records read stdin when it is not a terminal."
+)]
 pub struct Cli {
+    /// Print errors only: no warnings, notes or progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -58,6 +67,17 @@ pub enum Command {
         after_help = "Examples:\n  invmetrics demo\n  invmetrics demo big-run --records 1000000 --no-report --seed 7"
     )]
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  invmetrics completions bash > ~/.local/share/bash-completion/completions/invmetrics"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  invmetrics man > invmetrics.1 && man ./invmetrics.1")]
+    Man,
     /// Watch a live fleet: a dashboard of DIR/invocations.jsonl that redraws as a collector
     /// appends to it (q quits).
     #[command(
@@ -69,8 +89,9 @@ pub enum Command {
 /// Where records come from.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Metrics files, metrics directories, or `-` for stdin.
-    #[arg(required = true, value_name = "PATH")]
+    /// Metrics files, metrics directories, or `-` for stdin (the default when stdin is not a
+    /// terminal).
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Read every invocations.jsonl in the directory trees given (shards).
     #[arg(short, long)]
@@ -82,6 +103,21 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// No path given: stdin when it is piped, a usage error when it is a terminal (nothing
+    /// would ever arrive).
+    pub fn default_to_stdin(&mut self) -> Result<(), UsageError> {
+        use std::io::IsTerminal;
+        if self.paths.is_empty() {
+            if std::io::stdin().is_terminal() {
+                return Err(UsageError(
+                    "give a metrics file or directory (or pipe records on stdin)".into(),
+                ));
+            }
+            self.paths.push(PathBuf::from("-"));
+        }
+        Ok(())
+    }
+
     /// A scan with these inputs' de-duplication and `filter`.
     pub fn scan(&self, filter: RecordFilter) -> MetricsScan {
         MetricsScan::new(filter).keep_duplicates(self.no_dedup)
@@ -164,12 +200,43 @@ pub struct SummaryArgs {
     /// Aggregation and filters.
     #[command(flatten)]
     pub aggregate: AggregateArgs,
-    /// Print the aggregate as JSON instead of tables.
+    /// Output format: table (the default), json (the aggregate), csv (one row per group),
+    /// md (GitHub Markdown tables).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<SummaryFormat>,
+    /// The same as --format json.
     #[arg(long)]
     pub json: bool,
+    /// Write to FILE (atomically) instead of stdout; `-` is stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// In each table, only the N groups with the most invocations (all by default).
     #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
     pub top: Option<usize>,
+}
+
+/// Summary formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// Tables for a terminal.
+    Table,
+    /// The aggregate as JSON.
+    Json,
+    /// One CSV row per group of every breakdown.
+    Csv,
+    /// GitHub-flavoured Markdown tables.
+    Md,
+}
+
+impl SummaryArgs {
+    /// The format asked for (`--json` is `--format json`).
+    pub fn format(&self) -> SummaryFormat {
+        match (self.json, self.format) {
+            (true, _) => SummaryFormat::Json,
+            (false, Some(format)) => format,
+            (false, None) => SummaryFormat::Table,
+        }
+    }
 }
 
 /// Report formats.

@@ -217,6 +217,7 @@ pub fn aggregate(
 pub fn open_with_progress(input: &Input, quiet: bool) -> invocation_metrics::Result<Box<dyn Read>> {
     let (reader, size) = input.open()?;
     let show_progress = !quiet
+        && !crate::quiet()
         && std::io::stderr().is_terminal()
         && size.is_some_and(|s| s > PROGRESS_THRESHOLD_BYTES);
     if !show_progress {
@@ -248,6 +249,9 @@ impl<R> Drop for FinishOnDrop<R> {
 
 /// Prints one line per damaged input on stderr.
 pub fn report_damage(report: &ScanReport) {
+    if crate::quiet() {
+        return;
+    }
     for input in &report.inputs {
         let (torn, damaged): (Vec<_>, Vec<_>) = input.problems.iter().partition(|p| p.torn_tail);
         if let Some(first) = damaged.first() {
@@ -275,7 +279,7 @@ pub fn report_damage(report: &ScanReport) {
 /// Says on stderr when the aggregate used wider parallelism buckets than asked for (the span
 /// needed more than the library's bucket limit).
 pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAggregate) {
-    if aggregate.bucket_width_ms != options.bucket_width_ms.max(1) {
+    if aggregate.bucket_width_ms != options.bucket_width_ms.max(1) && !crate::quiet() {
         eprintln!(
             "note: {} → {} would take more than {} parallelism buckets of {} ms; used {} ms buckets (choose with --bucket)",
             aggregate.first_start.as_deref().unwrap_or("?"),
@@ -290,7 +294,7 @@ pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAg
 /// Fails when nothing valid was read, naming why; warns when the filters left nothing.
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
-        if report.kept == 0 {
+        if report.kept == 0 && !crate::quiet() {
             eprintln!(
                 "warning: none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
                 report.valid_records()

@@ -20,13 +20,23 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
+/// Whether `-q` asked for errors only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether warnings, notes and progress bars are to be left out (`-q`).
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    let level = if cli.quiet { "error" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INVMETRICS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_ansi(false)
         .event_format(PlainEvents)
@@ -86,7 +96,16 @@ fn describe(err: &anyhow::Error) -> String {
     line
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(mut cli: Cli) -> Result<ExitCode> {
+    match &mut cli.command {
+        Command::Summary(args) => args.input.default_to_stdin()?,
+        Command::Report(args) => args.input.default_to_stdin()?,
+        Command::Check(args) => args.input.default_to_stdin()?,
+        Command::Export(args::ExportTarget::Otlp(args)) if !args.follow => {
+            args.input.default_to_stdin()?
+        }
+        _ => {}
+    }
     // Ingest prints acknowledgements from its flusher thread, so it must not find stdout
     // locked here.
     if let Command::Ingest(args) = &cli.command {
@@ -105,6 +124,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check::check(&args, &mut out)?,
         Command::Repair(args) => repair::repair(&args, &mut out)?,
         Command::Ingest(_) | Command::Watch(_) => unreachable!("handled above"),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "invmetrics", &mut out);
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            ExitCode::SUCCESS
+        }
         Command::Demo(args) => demo::run(&args, &mut out)?,
         Command::Export(args::ExportTarget::Otlp(args)) => export::otlp(&args, &mut out)?,
     };

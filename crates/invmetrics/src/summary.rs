@@ -9,7 +9,7 @@ use comfy_table::{
 };
 use invocation_metrics::{GroupSummary, MetricsAggregate, ScanReport};
 
-use crate::args::SummaryArgs;
+use crate::args::{SummaryArgs, SummaryFormat};
 use crate::format::{
     count, duration_ms, percent, shorten_for_terminal, span_length, usd, usd_places,
     usd_places_for, utc_time,
@@ -19,21 +19,98 @@ use crate::report::largest_groups;
 
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
-    let (accumulator, report) = input::aggregate(&args.input, args.aggregate.filter(), args.json)?;
+    let format = args.format();
+    let (accumulator, report) = input::aggregate(
+        &args.input,
+        args.aggregate.filter(),
+        format != SummaryFormat::Table,
+    )?;
     input::require_records(&report)?;
     let options = args.aggregate.options();
     let aggregate = accumulator
         .try_into_aggregate(&options)
         .context("cannot compute the aggregate")?;
-    if args.json {
-        // Only the JSON shows the buckets.
-        input::warn_if_buckets_widened(&options, &aggregate);
-        serde_json::to_writer_pretty(&mut *out, &aggregate)?;
-        writeln!(out)?;
-    } else {
-        write_tables(out, &aggregate, &report, args.top)?;
+    let write = |out: &mut dyn Write| -> Result<()> {
+        match format {
+            SummaryFormat::Json => {
+                // Only the JSON shows the buckets.
+                input::warn_if_buckets_widened(&options, &aggregate);
+                serde_json::to_writer_pretty(&mut *out, &aggregate)?;
+                writeln!(out)?;
+            }
+            SummaryFormat::Table => write_tables(out, &aggregate, &report, args.top)?,
+            SummaryFormat::Csv => write_csv(out, &aggregate, args.top)?,
+            SummaryFormat::Md => {
+                let mut md = String::new();
+                // Writing to a String cannot fail.
+                let _ = crate::report::markdown::write_totals(&mut md, &aggregate);
+                let _ = crate::report::markdown::write_breakdowns(
+                    &mut md,
+                    &aggregate,
+                    args.top.unwrap_or(usize::MAX),
+                );
+                out.write_all(crate::format::neutralize_bidi(md).as_bytes())?;
+            }
+        }
+        Ok(())
+    };
+    match &args.output {
+        Some(path) if path.as_os_str() != "-" => {
+            invocation_metrics::write_file_atomically_with(path, |file| write(file))?;
+            if !crate::quiet() {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        _ => write(out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One CSV row per group of every breakdown: `dimension,group,` then the numbers, unformatted
+/// (durations in milliseconds, cost in USD), for a spreadsheet.
+fn write_csv(out: &mut dyn Write, agg: &MetricsAggregate, top: Option<usize>) -> Result<()> {
+    writeln!(
+        out,
+        "dimension,group,invocations,retries,success_rate,tokens,cost_usd,mean_ms,p50_ms,p95_ms,p99_ms,max_ms"
+    )?;
+    for breakdown in agg.breakdowns() {
+        let (groups, _) = largest_groups(breakdown.groups, top.unwrap_or(usize::MAX));
+        for (name, g) in groups {
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                csv_field(breakdown.dimension),
+                csv_field(name.as_ref()),
+                g.invocations,
+                g.retries,
+                g.success_rate,
+                g.tokens,
+                g.cost,
+                g.mean_duration_ms,
+                g.p50_duration_ms,
+                g.p95_duration_ms,
+                g.p99_duration_ms,
+                g.max_duration_ms
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a
+/// line break. A formula-looking name (`=`, `+`, `-`, `@` first) gets a leading `'` so a
+/// spreadsheet shows it instead of running it.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    let formula = s.starts_with(['=', '+', '-', '@']);
+    if !formula && !s.contains([',', '"', '\n', '\r']) {
+        return s.into();
+    }
+    let s = if formula {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!("\"{}\"", s.replace('"', "\"\"")).into()
 }
 
 /// Groups in a table past which a note says how to shorten it.
@@ -42,7 +119,7 @@ const LONG_TABLE: usize = 100;
 /// Every table of the summary, in reading order; with `top`, each breakdown lists only that
 /// many groups, those with the most invocations.
 pub fn write_tables(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     agg: &MetricsAggregate,
     scan: &ScanReport,
     top: Option<usize>,
@@ -215,7 +292,7 @@ const TABLE_PAGE_ROWS: usize = 1_000;
 
 /// Prints a breakdown's table, in pages of [`TABLE_PAGE_ROWS`] when it is longer.
 fn write_group_table<N: AsRef<str>>(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     dimension: &str,
     groups: &[(N, &GroupSummary)],
 ) -> Result<()> {

@@ -30,41 +30,15 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
     for line in super::coverage_lines(&data.coverage) {
         writeln!(md, "- {}", cell(&line))?;
     }
-    writeln!(md, "\n| Total | Value |\n|---|---|")?;
-    for (name, value) in totals_rows(agg) {
-        writeln!(md, "| {name} | {} |", cell(&value))?;
-    }
+    writeln!(md)?;
+    write_totals(md, agg)?;
     writeln!(
         md,
         "| Spent on failed invocations | {} |",
         cell(&super::failed_cost_line(data))
     )?;
 
-    for breakdown in agg.breakdowns() {
-        let key = breakdown.dimension;
-        let (groups, left_out) = largest_groups(breakdown.groups, TABLE_GROUPS);
-        if groups.is_empty() {
-            continue;
-        }
-        let places = crate::format::usd_places_for(groups.iter().map(|(_, g)| g.cost));
-        writeln!(md, "\n## By {key}\n")?;
-        writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
-        writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
-        for (name, g) in groups {
-            writeln!(
-                md,
-                "| {} | {} |",
-                cell(&name),
-                group_cells(g, places).join(" | ")
-            )?;
-        }
-        if left_out > 0 {
-            writeln!(
-                md,
-                "\n…and {left_out} more, with fewer invocations (every one in `invmetrics summary`)."
-            )?;
-        }
-    }
+    write_breakdowns(md, agg, TABLE_GROUPS)?;
 
     writeln!(md, "\n## Slowest invocations\n")?;
     writeln!(
@@ -185,6 +159,53 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         )?;
     }
     writeln!(md, "```")
+}
+
+/// The breakdown tables (by agent, phase, …), each of at most `limit` groups, those with the
+/// most invocations.
+pub fn write_breakdowns(
+    md: &mut String,
+    agg: &invocation_metrics::MetricsAggregate,
+    limit: usize,
+) -> std::fmt::Result {
+    for breakdown in agg.breakdowns() {
+        let key = breakdown.dimension;
+        let (groups, left_out) = largest_groups(breakdown.groups, limit);
+        if groups.is_empty() {
+            continue;
+        }
+        let places = crate::format::usd_places_for(groups.iter().map(|(_, g)| g.cost));
+        writeln!(md, "\n## By {key}\n")?;
+        writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
+        writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
+        for (name, g) in groups {
+            writeln!(
+                md,
+                "| {} | {} |",
+                cell(&name),
+                group_cells(g, places).join(" | ")
+            )?;
+        }
+        if left_out > 0 {
+            writeln!(
+                md,
+                "\n…and {left_out} more, with fewer invocations (every one in `invmetrics summary`)."
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Summary totals as a Markdown table.
+pub fn write_totals(
+    md: &mut String,
+    agg: &invocation_metrics::MetricsAggregate,
+) -> std::fmt::Result {
+    writeln!(md, "| Total | Value |\n|---|---|")?;
+    for (name, value) in totals_rows(agg) {
+        writeln!(md, "| {name} | {} |", cell(&value))?;
+    }
+    Ok(())
 }
 
 /// Escapes a value for a Markdown table cell (HTML is inert, pipes do not split cells).

@@ -5,7 +5,7 @@ mod charts;
 mod data;
 mod html;
 mod json;
-mod markdown;
+pub mod markdown;
 mod svg;
 
 use std::io::Write;
@@ -57,7 +57,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
             }
         }
     }
-    if !to_stdout {
+    if !to_stdout && !crate::quiet() {
         eprintln!("wrote {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)
