@@ -237,9 +237,22 @@ pub fn totals_rows(agg: &MetricsAggregate) -> Vec<(&'static str, String)> {
 
 fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
     let mut table = new_table();
+    // Two columns cannot lose one: on a narrow terminal a long value wraps inside its cell.
+    if let Some(width) = terminal_width() {
+        table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(u16::try_from(width).unwrap_or(u16::MAX));
+    }
     table.set_header(["Total", "Value"]);
     for (name, value) in totals_rows(agg) {
         table.add_row([name.to_owned(), value]);
+    }
+    let counts: Vec<u64> = agg.parallelism_over_time.iter().map(|b| b.concurrent).collect();
+    if counts.len() > 1 {
+        table.add_row([
+            format!("Running at once (per {})", duration_ms(agg.bucket_width_ms as f64)),
+            sparkline(&counts, 48),
+        ]);
     }
     let damaged = scan.problem_count();
     if damaged > 0 || scan.duplicates > 0 {
@@ -297,10 +310,6 @@ fn write_group_table<N: AsRef<str>>(
     groups: &[(N, &GroupSummary)],
 ) -> Result<()> {
     let places = usd_places_for(groups.iter().map(|(_, g)| g.cost));
-    if groups.len() <= TABLE_PAGE_ROWS {
-        writeln!(out, "{}", group_table(dimension, groups, places))?;
-        return Ok(());
-    }
     // Every page gets the widest cell of its column over all pages, found without keeping
     // any cell.
     let mut widths: Vec<usize> = std::iter::once(dimension)
@@ -314,16 +323,86 @@ fn write_group_table<N: AsRef<str>>(
             *width = (*width).max(cell.chars().count());
         }
     }
+    let hidden = columns_to_hide(&widths, terminal_width());
     for page in groups.chunks(TABLE_PAGE_ROWS) {
         let mut table = group_table(dimension, page, places);
-        for (column, width) in table.column_iter_mut().zip(&widths) {
-            // Content plus the one space of padding on each side.
-            let width = u16::try_from(width + 2).unwrap_or(u16::MAX);
-            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+        for (i, (column, width)) in table.column_iter_mut().zip(&widths).enumerate() {
+            if hidden.contains(&i) {
+                column.set_constraint(ColumnConstraint::Hidden);
+            } else if groups.len() > TABLE_PAGE_ROWS {
+                // Content plus the one space of padding on each side.
+                let width = u16::try_from(width + 2).unwrap_or(u16::MAX);
+                column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+            }
         }
         writeln!(out, "{table}")?;
     }
+    if !hidden.is_empty() {
+        let names: Vec<&str> = hidden.iter().map(|i| GROUP_COLUMNS[i - 1]).collect();
+        writeln!(
+            out,
+            "(hidden for {} columns: {}; --format csv has all)",
+            terminal_width().unwrap_or(0),
+            names.join(", ")
+        )?;
+    }
     Ok(())
+}
+
+/// A one-line chart of `counts` at most `columns` wide (neighbouring counts merged by their
+/// maximum), scaled to its peak, with the first and last bucket's and the peak's values.
+pub fn sparkline(counts: &[u64], columns: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let per = counts.len().div_ceil(columns.max(1)).max(1);
+    let merged: Vec<u64> = counts
+        .chunks(per)
+        .map(|c| c.iter().copied().max().unwrap_or(0))
+        .collect();
+    let peak = merged.iter().copied().max().unwrap_or(0).max(1);
+    let line: String = merged
+        .iter()
+        .map(|c| if *c == 0 { ' ' } else { BARS[((c * 7) / peak) as usize] })
+        .collect();
+    format!("{line} peak {peak}")
+}
+
+/// The width of the terminal stdout is, if it is one (`COLUMNS` wins, as in other tools).
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| crossterm::terminal::size().ok().map(|(w, _)| w as usize))
+}
+
+/// Which columns (indices, 0 being the name) to leave out so that a table whose columns
+/// are `widths` wide fits `max` characters: the least looked-at first, the name, invocations,
+/// success, cost and max never.
+fn columns_to_hide(widths: &[usize], max: Option<usize>) -> Vec<usize> {
+    let Some(max) = max else { return Vec::new() };
+    // Indices in GROUP_COLUMNS order + 1 (0 is the name): p99, Mean, p50, Retries, Tokens, p95.
+    const ORDER: [usize; 6] = [9, 6, 7, 2, 4, 8];
+    // Each column: its content, a space each side, one border character; plus the last border.
+    let width = |hidden: &[usize]| {
+        1 + widths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !hidden.contains(i))
+            .map(|(_, w)| w + 3)
+            .sum::<usize>()
+    };
+    let mut hidden = Vec::new();
+    for column in ORDER {
+        if width(&hidden) <= max {
+            break;
+        }
+        hidden.push(column);
+    }
+    hidden.sort_unstable();
+    hidden
 }
 
 fn group_table<N: AsRef<str>>(
@@ -349,4 +428,27 @@ fn group_table<N: AsRef<str>>(
         table.add_row(row);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_merge_by_maximum_and_scale_to_the_peak() {
+        assert_eq!(sparkline(&[0, 1, 2, 4, 8], 10), " ▁▂▄█ peak 8");
+        assert_eq!(sparkline(&[1, 8, 2, 2, 0, 0], 3), "█▂  peak 8");
+    }
+
+    #[test]
+    fn narrow_terminals_lose_the_least_looked_at_columns_first() {
+        // name, Invocations, Retries, Success, Tokens, Cost, Mean, p50, p95, p99, Max
+        let widths = [14, 11, 7, 7, 11, 9, 7, 7, 7, 7, 7];
+        assert!(columns_to_hide(&widths, None).is_empty());
+        assert!(columns_to_hide(&widths, Some(200)).is_empty());
+        assert_eq!(columns_to_hide(&widths, Some(120)), [9]);
+        assert_eq!(columns_to_hide(&widths, Some(110)), [6, 9]);
+        assert_eq!(columns_to_hide(&widths, Some(80)), [2, 4, 6, 7, 9]);
+        assert_eq!(columns_to_hide(&widths, Some(20)), [2, 4, 6, 7, 8, 9]);
+    }
 }
