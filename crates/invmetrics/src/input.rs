@@ -291,6 +291,75 @@ pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAg
     }
 }
 
+/// Agent names in the inputs, at most [`AGENT_NAMES_LIMIT`]: what `--agent` could have named.
+#[derive(Debug, Default)]
+struct AgentNames(std::collections::BTreeSet<String>);
+
+/// Most agent names [`unknown_agents`] collects.
+const AGENT_NAMES_LIMIT: usize = 100_000;
+
+impl RecordFold for AgentNames {
+    fn add(&mut self, m: &InvocationMetric, _: u64) {
+        if self.0.len() < AGENT_NAMES_LIMIT && !self.0.contains(&m.agent) {
+            self.0.insert(m.agent.clone());
+        }
+    }
+
+    fn merge(&mut self, later: Self, _: u64) {
+        for name in later.0 {
+            if self.0.len() >= AGENT_NAMES_LIMIT {
+                break;
+            }
+            self.0.insert(name);
+        }
+    }
+}
+
+/// When an `--agent` matched no record: fails if nothing matched at all, warns otherwise,
+/// naming the agents the inputs do have, closest to the name given first (read again for
+/// that, so only when a name was wrong; not for stdin, which cannot be read twice).
+pub fn unknown_agents(
+    args: &InputArgs,
+    filter: &RecordFilter,
+    matched: impl Fn(&str) -> bool,
+    kept: u64,
+) -> Result<()> {
+    let unknown: Vec<&String> = filter.agents.iter().filter(|a| !matched(a)).collect();
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let names: Vec<String> = unknown.iter().map(|a| format!("{a:?}")).collect();
+    let mut message = format!("no record has agent {}", names.join(", "));
+    let inputs = resolve_inputs(&args.paths, args.recursive)?;
+    if !inputs.contains(&Input::Stdin) {
+        let mut scan = args.scan(RecordFilter::default());
+        let AgentNames(known) = scan.fold_inputs(
+            &inputs,
+            |input| Ok(input.open()?.0),
+            AgentNames::default,
+            AgentNames::default,
+        )?;
+        let mut known: Vec<String> = known.into_iter().collect();
+        known.sort_by_key(|k| (strsim::levenshtein(k, first), k.clone()));
+        let shown: Vec<&str> = known.iter().take(10).map(String::as_str).collect();
+        message.push_str(&format!(
+            "; agents in the input, closest first: {}{}",
+            shown.join(", "),
+            match known.len().saturating_sub(10) {
+                0 => String::new(),
+                more => format!(" (and {more} more)"),
+            }
+        ));
+    }
+    if kept == 0 {
+        bail!("{message}");
+    }
+    if !crate::quiet() {
+        eprintln!("warning: {message}");
+    }
+    Ok(())
+}
+
 /// Fails when nothing valid was read, naming why; warns when the filters left nothing.
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {

@@ -30,6 +30,12 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     let aggregate = accumulator
         .try_into_aggregate(&options)
         .context("cannot compute the aggregate")?;
+    input::unknown_agents(
+        &args.input,
+        &args.aggregate.filter(),
+        |a| aggregate.agents.contains_key(a),
+        report.kept,
+    )?;
     let write = |out: &mut dyn Write| -> Result<()> {
         match format {
             SummaryFormat::Json => {
@@ -247,10 +253,17 @@ fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
     for (name, value) in totals_rows(agg) {
         table.add_row([name.to_owned(), value]);
     }
-    let counts: Vec<u64> = agg.parallelism_over_time.iter().map(|b| b.concurrent).collect();
+    let counts: Vec<u64> = agg
+        .parallelism_over_time
+        .iter()
+        .map(|b| b.concurrent)
+        .collect();
     if counts.len() > 1 {
         table.add_row([
-            format!("Running at once (per {})", duration_ms(agg.bucket_width_ms as f64)),
+            format!(
+                "Running at once (per {})",
+                duration_ms(agg.bucket_width_ms as f64)
+            ),
             sparkline(&counts, 48),
         ]);
     }
@@ -361,7 +374,13 @@ pub fn sparkline(counts: &[u64], columns: usize) -> String {
     let peak = merged.iter().copied().max().unwrap_or(0).max(1);
     let line: String = merged
         .iter()
-        .map(|c| if *c == 0 { ' ' } else { BARS[((c * 7) / peak) as usize] })
+        .map(|c| {
+            if *c == 0 {
+                ' '
+            } else {
+                BARS[((c * 7) / peak) as usize]
+            }
+        })
         .collect();
     format!("{line} peak {peak}")
 }

@@ -103,3 +103,41 @@ fn completions_and_a_man_page() {
     let (code, _, stderr) = run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn an_agent_no_record_has_is_named_with_the_closest_real_ones() {
+    let (code, out, stderr) = run(&["summary", "small.jsonl", "--agent", "codr"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        stderr
+            .contains("no record has agent \"codr\"; agents in the input, closest first: coder, "),
+        "{stderr}"
+    );
+    // One good name among them: the summary of that one, and a warning for the other.
+    let (code, out, stderr) = run(&[
+        "summary",
+        "small.jsonl",
+        "--agent",
+        "codr",
+        "--agent",
+        "tester",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("tester") && !out.contains("coder "), "{out}");
+    assert!(
+        stderr.contains("warning: no record has agent \"codr\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&[
+        "report",
+        "small.jsonl",
+        "--agent",
+        "nosuch",
+        "--format",
+        "md",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("closest first"), "{stderr}");
+}

@@ -115,12 +115,23 @@ fn gather(
     };
     if let Some(template) = first.chains_to_fill() {
         let chunk_template = template.clone();
-        let attempts = again.fold(filter, || template.clone(), move || chunk_template.clone())?;
+        let attempts = again.fold(
+            filter.clone(),
+            || template.clone(),
+            move || chunk_template.clone(),
+        )?;
         first.fill_chains(attempts);
     }
-    first
+    let data = first
         .finish(options, coverage)
-        .context("cannot compute the aggregate")
+        .context("cannot compute the aggregate")?;
+    input::unknown_agents(
+        inputs,
+        &filter,
+        |a| data.aggregate.agents.contains_key(a),
+        scan.kept,
+    )?;
+    Ok(data)
 }
 
 /// What a report says about what it covers, one plain-text line each (the renderers escape
