@@ -500,7 +500,9 @@ fn parse_time_at(s: &str, now: Timestamp) -> Option<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Some(t);
     }
-    if s.len() >= 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+    // Epoch milliseconds have 13 digits from 2001 on; fewer digits are more likely a compact
+    // date (202611241000), which is refused rather than read as 1976.
+    if s.len() >= 13 && s.bytes().all(|b| b.is_ascii_digit()) {
         return Timestamp::from_unix_ms(s.parse().ok()?);
     }
     if let Ok(ago) = parse_duration(s) {
@@ -546,7 +548,14 @@ mod tests {
             at("1795510800000").as_deref(),
             Some("2026-11-24T09:00:00.000Z")
         );
-        for bad in ["yesterday", "2026-13-01", "24/11/2026", "1w", ""] {
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "24/11/2026",
+            "1w",
+            "",
+            "202611241000",
+        ] {
             assert_eq!(at(bad), None, "{bad}");
         }
         let error = parse_timestamp("yesterday").unwrap_err();

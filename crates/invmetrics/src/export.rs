@@ -54,11 +54,16 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
         .collect::<Vec<_>>()
         .join(" and ");
     // Headers and resource attributes: the environment's first, then the flags (which win).
+    // The variables hold `k=v` pairs with percent-encoded values (the W3C baggage form the
+    // OpenTelemetry specification names): `Authorization=Basic%20dXNlcjpwYXNz`.
     let pairs = |list: Option<String>| -> Vec<(String, String)> {
         list.unwrap_or_default()
             .split(',')
             .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .map(|(k, v)| {
+                let value = percent_encoding::percent_decode_str(v.trim()).decode_utf8_lossy();
+                (k.trim().to_owned(), value.into_owned())
+            })
             .filter(|(k, _)| !k.is_empty())
             .collect()
     };

@@ -37,7 +37,10 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
     let mut live = Live::new(args.window);
     let mut tail = FileTail::new(&path);
     if args.once {
-        while live.catch_up(&mut tail)? {}
+        // What the file holds now: a writer appending faster than this reads would
+        // otherwise keep it reading.
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        while live.catch_up(&mut tail)? && live.offset < len {}
         let width = match io::stdout().is_terminal() {
             true => terminal::size().map_or(120, |(w, _)| w as usize),
             false => 120,
@@ -183,10 +186,13 @@ impl Live {
             .with_context(|| format!("cannot read {}", tail.path().display()))?;
         match read {
             NewLines::Nothing => Ok(false),
-            NewLines::Shrunk { len } => {
+            NewLines::Shrunk { .. } | NewLines::Replaced => {
+                let what = match read {
+                    NewLines::Shrunk { len } => format!("shrank to {} bytes", count(len)),
+                    _ => "was replaced".to_owned(),
+                };
                 let note = format!(
-                    "the file shrank to {} bytes at {} (repaired or truncated): read again from the start",
-                    count(len),
+                    "the file {what} at {} (repaired or truncated): read again from the start",
                     utc_time(&invocation_metrics::Timestamp::now())
                 );
                 *self = Self::new(Duration::from_millis(self.window_ms as u64));
@@ -275,11 +281,11 @@ impl Live {
             return (String::new(), 0);
         }
         let from = self.latest_end - self.window_ms;
-        let step = (self.window_ms / columns as i64).max(1);
+        let step = self.window_ms as f64 / columns as f64;
+        let column = |t: i64| (((t - from).max(0) as f64 / step) as usize).min(columns - 1);
         let mut counts = vec![0u64; columns];
         for (start, end) in self.intervals.iter().filter(|(_, e)| *e > from) {
-            let first = ((start - from).max(0) / step) as usize;
-            let last = (((end - from) / step) as usize).min(columns - 1);
+            let (first, last) = (column(*start), column(*end));
             for c in counts.iter_mut().take(last + 1).skip(first) {
                 *c += 1;
             }

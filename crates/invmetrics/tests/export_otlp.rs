@@ -10,21 +10,27 @@ use common::{ScriptedReceiver, run};
 #[test]
 fn every_record_arrives_once_after_the_receiver_says_try_later() {
     let receiver = ScriptedReceiver::start(vec![(429, "Retry-After: 0\r\n"), (503, "")]);
-    let (code, stdout, stderr) = run(&[
-        "export",
-        "otlp",
-        "small.jsonl",
-        "--endpoint",
-        &receiver.url,
-        "--header",
-        "x-tenant=team-a",
-        "--resource",
-        "deployment.environment=test",
-        "--protocol",
-        "http/json",
-        "--signals",
-        "traces",
-    ]);
+    let (code, stdout, stderr) = common::run_with_env(
+        &[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Basic%20dXNlcg%3D%3D",
+        )],
+        &[
+            "export",
+            "otlp",
+            "small.jsonl",
+            "--endpoint",
+            &receiver.url,
+            "--header",
+            "x-tenant=team-a",
+            "--resource",
+            "deployment.environment=test",
+            "--protocol",
+            "http/json",
+            "--signals",
+            "traces",
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout
@@ -38,6 +44,12 @@ fn every_record_arrives_once_after_the_receiver_says_try_later() {
     assert!(head.starts_with("POST /v1/traces "), "{head}");
     assert!(
         head.to_ascii_lowercase().contains("x-tenant: team-a"),
+        "{head}"
+    );
+    // From the environment, percent-decoded as the specification says.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: basic dxnlcg=="),
         "{head}"
     );
     let body: serde_json::Value = serde_json::from_slice(body).unwrap();

@@ -27,6 +27,9 @@ pub enum NewLines {
         /// The position past the window.
         next: u64,
     },
+    /// Another file now has the path (a repair renames a clean copy over it): positions in
+    /// the old one mean nothing in it.
+    Replaced,
 }
 
 /// Reads the complete lines a file gained past a position, a window at a time, into a
@@ -49,7 +52,11 @@ pub enum NewLines {
 pub struct FileTail {
     path: PathBuf,
     buffer: Vec<u8>,
+    /// Where the lines start in `buffer` (past a byte order mark at the file's start).
+    start: usize,
     complete: usize,
+    /// The file read last (device and inode), to notice another one taking its path.
+    identity: Option<(u64, u64)>,
 }
 
 impl FileTail {
@@ -58,7 +65,9 @@ impl FileTail {
         Self {
             path: path.to_path_buf(),
             buffer: Vec::new(),
+            start: 0,
             complete: 0,
+            identity: None,
         }
     }
 
@@ -67,10 +76,20 @@ impl FileTail {
         &self.path
     }
 
+    /// The device and inode of the file read last, once one was read.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        self.identity
+    }
+
     /// Reads at most `window` bytes from `from` and keeps the complete lines among them. A
     /// file that does not exist is empty.
+    ///
+    /// The first call sees whatever file has the path; later ones say
+    /// [`NewLines::Replaced`] once when another file takes it (and then follow that one).
     pub fn read_from(&mut self, from: u64, window: u64) -> io::Result<NewLines> {
+        use std::os::unix::fs::MetadataExt;
         self.buffer.clear();
+        self.start = 0;
         self.complete = 0;
         let mut file = match File::open(&self.path) {
             Ok(file) => file,
@@ -83,7 +102,16 @@ impl FileTail {
             }
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        let identity = (meta.dev(), meta.ino());
+        if self
+            .identity
+            .replace(identity)
+            .is_some_and(|seen| seen != identity)
+        {
+            return Ok(NewLines::Replaced);
+        }
+        let len = meta.len();
         if len < from {
             return Ok(NewLines::Shrunk { len });
         }
@@ -93,6 +121,10 @@ impl FileTail {
         file.seek(SeekFrom::Start(from))?;
         file.take((len - from).min(window))
             .read_to_end(&mut self.buffer)?;
+        // A byte order mark belongs to the file, not to its first line.
+        if from == 0 && self.buffer.starts_with("\u{feff}".as_bytes()) {
+            self.start = 3;
+        }
         match memchr::memrchr(b'\n', &self.buffer) {
             Some(last) => {
                 self.complete = last + 1;
@@ -109,7 +141,13 @@ impl FileTail {
 
     /// The complete lines the last [`read_from`](Self::read_from) found, newlines included.
     pub fn lines(&self) -> &[u8] {
-        &self.buffer[..self.complete]
+        &self.buffer[self.start.min(self.complete)..self.complete]
+    }
+
+    /// Where in the file [`lines`](Self::lines) starts, relative to the position read from
+    /// (3 past a byte order mark at the start, else 0).
+    pub fn lines_offset(&self) -> u64 {
+        self.start.min(self.complete) as u64
     }
 }
 
@@ -137,5 +175,21 @@ mod tests {
             tail.read_from(0, 4).unwrap(),
             NewLines::NoNewline { next: 4 }
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line_and_a_new_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "\u{feff}a\nb\n").unwrap();
+        let mut tail = FileTail::new(&path);
+        assert_eq!(tail.read_from(0, 100).unwrap(), NewLines::Lines { next: 7 });
+        assert_eq!((tail.lines(), tail.lines_offset()), (&b"a\nb\n"[..], 3));
+        // A repair renames a clean copy over the file.
+        let copy = dir.path().join("g");
+        std::fs::write(&copy, "a\nb\nc\nd\n").unwrap();
+        std::fs::rename(&copy, &path).unwrap();
+        assert_eq!(tail.read_from(7, 100).unwrap(), NewLines::Replaced);
+        assert_eq!(tail.read_from(0, 100).unwrap(), NewLines::Lines { next: 8 });
     }
 }

@@ -78,10 +78,11 @@ pub fn time_ticks(first: i64, span: i64) -> (Vec<f64>, Vec<String>) {
         let iso = text(ms);
         match (step >= DAY, crosses_days, step < MINUTE) {
             (true, _, _) => iso.get(..10).unwrap_or_default().to_owned(),
-            (false, true, _) => format!(
+            (false, true, seconds) => format!(
                 "{} {}",
                 iso.get(5..10).unwrap_or_default(),
-                iso.get(11..16).unwrap_or_default()
+                iso.get(11..if seconds { 19 } else { 16 })
+                    .unwrap_or_default()
             ),
             (false, false, true) => iso.get(11..19).unwrap_or_default().to_owned(),
             (false, false, false) => iso.get(11..16).unwrap_or_default().to_owned(),
@@ -262,6 +263,9 @@ mod tests {
         let first = at("2026-11-24T22:00:00Z");
         let (_, labels) = time_ticks(first, 4 * 3_600_000);
         assert!(labels.contains(&"11-25 00:00".to_owned()), "{labels:?}");
+        // Seconds across midnight: the date and the seconds.
+        let (_, labels) = time_ticks(at("2026-11-24T23:59:50Z"), 20_000);
+        assert_eq!(labels[..2], ["11-24 23:59:50", "11-24 23:59:55"]);
         // Seconds: the seconds shown.
         let (_, labels) = time_ticks(at("2026-11-24T09:00:00Z"), 18_000);
         assert_eq!(labels[..2], ["09:00:00", "09:00:05"]);

@@ -384,10 +384,29 @@ impl Failures {
         }
     }
 
-    /// Most failures first, and what all failures cost.
+    /// Most failures first, and what all failures cost. The limit is applied again here:
+    /// records that reach the total without a chunk (the rare re-read of a chunk with
+    /// repeated ids) may have added classes past it.
     fn finish(self) -> (Vec<FailureClass>, f64) {
-        let mut classes: Vec<FailureClass> = self
-            .classes
+        let mut by_first: Vec<(String, ClassState)> = self.classes.into_iter().collect();
+        by_first.sort_by_key(|(class, state)| (class == OTHER_CLASSES, state.first));
+        let mut kept: BTreeMap<String, ClassState> = BTreeMap::new();
+        for (class, state) in by_first {
+            let class = match kept.len() < FAILURE_CLASS_LIMIT || kept.contains_key(&class) {
+                true => class,
+                false => OTHER_CLASSES.to_owned(),
+            };
+            let into = kept.entry(class).or_insert_with(|| ClassState {
+                first: state.first,
+                ..ClassState::default()
+            });
+            into.count += state.count;
+            into.cost_pico += state.cost_pico;
+            for example in state.examples {
+                into.offer(example);
+            }
+        }
+        let mut classes: Vec<FailureClass> = kept
             .into_iter()
             .map(|(class, s)| FailureClass {
                 class,

@@ -24,6 +24,15 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     outcome(invmetrics().args(args).output().unwrap())
 }
 
+/// [`run`] with environment variables set.
+pub fn run_with_env(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut command = invmetrics();
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    outcome(command.args(args).output().unwrap())
+}
+
 /// [`run`] with `stdin` as the standard input.
 pub fn run_with_stdin(args: &[&str], stdin: impl Into<Vec<u8>>) -> (i32, String, String) {
     outcome(invmetrics().args(args).write_stdin(stdin).output().unwrap())

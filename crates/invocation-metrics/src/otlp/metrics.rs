@@ -54,6 +54,9 @@ impl Times {
 #[derive(Debug, Clone)]
 struct Counter {
     times: Times,
+    /// The time of the point sent last: the next is later, even when its records ended
+    /// earlier (a backend refuses two values at one time).
+    sent_ns: u64,
     invocations: u64,
     /// Exact: picodollars, like the aggregate.
     cost_pico: i128,
@@ -63,6 +66,8 @@ struct Counter {
 #[derive(Debug, Clone)]
 struct Buckets {
     times: Times,
+    /// As for [`Counter::sent_ns`].
+    sent_ns: u64,
     counts: [u64; 15],
     count: u64,
     sum: u64,
@@ -75,6 +80,7 @@ impl Buckets {
     fn new(m: &InvocationMetric) -> Self {
         Self {
             times: Times::new(m),
+            sent_ns: 0,
             counts: [0; 15],
             count: 0,
             sum: 0,
@@ -98,15 +104,16 @@ impl Buckets {
     }
 
     fn point(
-        &self,
+        &mut self,
         attributes: Vec<KeyValue>,
         bounds: &[f64; 14],
         unit: f64,
     ) -> HistogramDataPoint {
+        self.sent_ns = next_time(self.times.time_ns, self.sent_ns);
         HistogramDataPoint {
             attributes,
             start_time_unix_nano: self.times.start_ns,
-            time_unix_nano: self.times.time_ns,
+            time_unix_nano: self.sent_ns,
             count: self.count,
             sum: Some(self.sum as f64 / unit),
             bucket_counts: self.counts.to_vec(),
@@ -140,6 +147,7 @@ impl MetricState {
             .entry((who.clone(), m.phase, m.success))
             .or_insert_with(|| Counter {
                 times: Times::new(m),
+                sent_ns: 0,
                 invocations: 0,
                 cost_pico: 0,
                 changed: true,
@@ -196,10 +204,11 @@ impl MetricState {
                 "invocation_metrics.outcome",
                 if *success { "success" } else { "failure" },
             ));
+            c.sent_ns = next_time(c.times.time_ns, c.sent_ns);
             let point = |value| NumberDataPoint {
                 attributes: attributes.clone(),
                 start_time_unix_nano: c.times.start_ns,
-                time_unix_nano: c.times.time_ns,
+                time_unix_nano: c.sent_ns,
                 value: Some(value),
             };
             invocations.push(point(Number::AsInt(
@@ -293,6 +302,16 @@ impl MetricState {
     }
 }
 
+/// A point's time: the latest end among its series' records, but always after the point
+/// sent before it (records that ended earlier can arrive later).
+fn next_time(latest_end: u64, sent: u64) -> u64 {
+    if sent == 0 {
+        latest_end
+    } else {
+        latest_end.max(sent + 1)
+    }
+}
+
 /// A record's start in nanoseconds since the Unix epoch (0 before it: OTLP times are
 /// unsigned).
 pub(crate) fn start_ns(m: &InvocationMetric) -> u64 {
@@ -372,14 +391,18 @@ mod tests {
         let invocations = sum(&second, "invocation_metrics.invocations");
         assert_eq!(invocations.len(), 1);
         assert_eq!(invocations[0].value, Some(Number::AsInt(3)));
-        // The series' start stays its first record's; its time is the latest end.
+        // The series' start stays its first record's; its time is the latest end — here
+        // the record ended before it, and the point must still come after the last one.
+        let latest_end = coder.start_time_unix_nano + 90_000_000_000;
         assert_eq!(
             invocations[0].start_time_unix_nano,
             coder.start_time_unix_nano
         );
-        assert_eq!(
-            invocations[0].time_unix_nano,
-            coder.start_time_unix_nano + 90_000_000_000
-        );
+        assert_eq!(invocations[0].time_unix_nano, latest_end + 1);
+        state.add(&metric("coder", 5, 1, true));
+        let third = state.take_changed();
+        let again = sum(&third, "invocation_metrics.invocations");
+        assert_eq!(again[0].value, Some(Number::AsInt(4)));
+        assert_eq!(again[0].time_unix_nano, latest_end + 2);
     }
 }

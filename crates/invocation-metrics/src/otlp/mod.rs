@@ -285,8 +285,21 @@ impl OtlpExporter {
             };
             let mut body = Vec::new();
             self.encode(&request, &mut body);
-            self.send(&url, &body)?;
-            self.stats.points += points as u64;
+            match self.send(&url, &body) {
+                Ok(()) => self.stats.points += points as u64,
+                // A receiver for traces only (no /v1/metrics): the spans still go.
+                Err(ExportError::Refused {
+                    status: 404 | 405 | 501,
+                    ..
+                }) if self.stats.points == 0 => {
+                    tracing::warn!(
+                        url = %url,
+                        "the receiver takes no metrics there: sending spans only (--signals traces says so)"
+                    );
+                    self.options.metrics_url = None;
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.stats.records += records.len() as u64;
         Ok(())
@@ -526,6 +539,10 @@ pub struct Cursor {
     pub offset: u64,
     /// Records exported.
     pub records: u64,
+    /// The device and inode of the file the offset is in: another file at the path (a
+    /// repair renames a clean copy over it) makes the offset meaningless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<(u64, u64)>,
 }
 
 impl Cursor {
@@ -591,10 +608,26 @@ pub fn follow(
     let mut tail = FileTail::new(&path);
     loop {
         // What is there past the cursor, at most a window's worth of whole lines.
-        let next = match tail
+        let read = tail
             .read_from(cursor.offset, READ_WINDOW)
-            .map_err(|e| crate::Error::io("read", &path, e))?
-        {
+            .map_err(|e| crate::Error::io("read", &path, e))?;
+        let replaced = matches!(read, NewLines::Replaced)
+            || (cursor.offset > 0
+                && cursor.file.is_some()
+                && tail.identity().is_some()
+                && cursor.file != tail.identity());
+        if replaced {
+            return Err(ExportError::Usage(format!(
+                "{} is another file than the one the cursor is in (repaired or replaced?): remove {} to export it from the start",
+                path.display(),
+                dir.join(CURSOR_FILE_NAME).display()
+            )));
+        }
+        if tail.identity().is_some() {
+            cursor.file = tail.identity();
+        }
+        let next = match read {
+            NewLines::Replaced => unreachable!("handled above"),
             NewLines::Shrunk { .. } => {
                 return Err(ExportError::Usage(format!(
                     "{} is shorter than the cursor's {} bytes (repaired or replaced?): remove {} to export it from the start",
@@ -624,7 +657,7 @@ pub fn follow(
         };
         idle_since = Instant::now();
         // Batches of whole lines; the cursor moves past each once it is acknowledged.
-        let base = cursor.offset;
+        let base = cursor.offset + tail.lines_offset();
         let buffer = tail.lines();
         let mut batch = Vec::with_capacity(options.batch);
         let mut line_start = 0usize;
@@ -646,6 +679,7 @@ pub fn follow(
                 cursor = Cursor {
                     offset: base + line_start as u64,
                     records: cursor.records + batch.len() as u64,
+                    file: cursor.file,
                 };
                 cursor.save(dir)?;
                 batch.clear();
@@ -655,6 +689,7 @@ pub fn follow(
         cursor = Cursor {
             offset: next,
             records: cursor.records + batch.len() as u64,
+            file: cursor.file,
         };
         cursor.save(dir)?;
     }
