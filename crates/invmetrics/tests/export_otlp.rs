@@ -195,3 +195,19 @@ fn follow_resumes_from_its_cursor() {
         "one metrics request per span batch"
     );
 }
+
+/// A receiver without a metrics endpoint (404 there) still gets every span; the exporter
+/// says it sends spans only, and does not fail.
+#[test]
+fn a_receiver_for_traces_only_still_gets_the_spans() {
+    let receiver = ScriptedReceiver::start(vec![(200, ""), (404, "")]);
+    let (code, stdout, stderr) =
+        run(&["export", "otlp", "small.jsonl", "--endpoint", &receiver.url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("takes no metrics there"), "{stderr}");
+    assert!(
+        stdout.contains("as 10 span(s) and 0 metric point(s)"),
+        "{stdout}"
+    );
+    assert_eq!(receiver.span_ids().len(), 10);
+}
