@@ -10,6 +10,7 @@ mod input;
 mod repair;
 mod report;
 mod summary;
+mod tables;
 mod watch;
 
 use std::io::{self, Write};

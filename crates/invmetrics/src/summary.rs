@@ -10,12 +10,9 @@ use comfy_table::{
 use invocation_metrics::{GroupSummary, MetricsAggregate, ScanReport};
 
 use crate::args::{SummaryArgs, SummaryFormat};
-use crate::format::{
-    count, duration_ms, percent, shorten_for_terminal, span_length, usd, usd_places,
-    usd_places_for, utc_time,
-};
+use crate::format::{count, duration_ms, shorten_for_terminal, usd_places_for};
 use crate::input;
-use crate::report::largest_groups;
+use crate::tables::{GROUP_COLUMNS, group_cells, largest_groups, totals_rows};
 
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
@@ -49,8 +46,8 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
             SummaryFormat::Md => {
                 let mut md = String::new();
                 // Writing to a String cannot fail.
-                let _ = crate::report::markdown::write_totals(&mut md, &aggregate);
-                let _ = crate::report::markdown::write_breakdowns(
+                let _ = crate::tables::markdown_totals(&mut md, &aggregate);
+                let _ = crate::tables::markdown_breakdowns(
                     &mut md,
                     &aggregate,
                     args.top.unwrap_or(usize::MAX),
@@ -166,81 +163,6 @@ fn new_table() -> Table {
     table
 }
 
-/// The headline numbers.
-pub fn totals_rows(agg: &MetricsAggregate) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("Invocations", count(agg.total_invocations)),
-        (
-            "Succeeded",
-            format!(
-                "{} ({})",
-                count(agg.success_count),
-                percent(agg.success_rate)
-            ),
-        ),
-        (
-            "Retries",
-            format!(
-                "{} ({} after infrastructure errors)",
-                count(agg.total_retries),
-                count(agg.infra_retries)
-            ),
-        ),
-        (
-            "Escalations",
-            format!(
-                "{} (base tier {:?})",
-                count(agg.escalation_count),
-                agg.base_tier
-            ),
-        ),
-        ("Tokens", count(agg.total_tokens)),
-        (
-            "Input / output / cached",
-            format!(
-                "{} / {} / {} (cache hit {})",
-                count(agg.total_input_tokens),
-                count(agg.total_output_tokens),
-                count(agg.total_cached_tokens),
-                percent(agg.cache_hit_ratio)
-            ),
-        ),
-        ("Cost", usd(agg.total_cost)),
-        (
-            "Invocation time (sum)",
-            duration_ms(agg.total_duration_ms as f64),
-        ),
-    ];
-    // The aggregate keeps its times as RFC 3339 text; shown to people in UTC to the second.
-    let time = |text: &str| text.parse::<invocation_metrics::Timestamp>().ok();
-    if let (Some(first), Some(last)) = (&agg.first_start, &agg.last_end) {
-        rows.push((
-            "Span",
-            match (time(first), time(last)) {
-                (Some(a), Some(b)) => format!(
-                    "{} → {} ({})",
-                    utc_time(&a),
-                    utc_time(&b),
-                    span_length(b.unix_ms() - a.unix_ms())
-                ),
-                _ => format!("{first} → {last}"),
-            },
-        ));
-    }
-    rows.push((
-        "Peak parallelism",
-        match &agg.peak_parallel_at {
-            Some(at) => format!(
-                "{} at {}",
-                agg.peak_parallel_invocations,
-                time(at).map_or_else(|| at.clone(), |t| utc_time(&t))
-            ),
-            None => "0".into(),
-        },
-    ));
-    rows
-}
-
 fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
     let mut table = new_table();
     // Two columns cannot lose one: on a narrow terminal a long value wraps inside its cell.
@@ -279,37 +201,6 @@ fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
         ]);
     }
     table
-}
-
-/// The columns of every breakdown table.
-pub const GROUP_COLUMNS: [&str; 10] = [
-    "Invocations",
-    "Retries",
-    "Success",
-    "Tokens",
-    "Cost",
-    "Mean",
-    "p50",
-    "p95",
-    "p99",
-    "Max",
-];
-
-/// One breakdown row's cells, in [`GROUP_COLUMNS`] order, costs with `cost_places`
-/// decimals (the same for the whole table: [`usd_places_for`]).
-pub fn group_cells(g: &GroupSummary, cost_places: usize) -> [String; 10] {
-    [
-        count(g.invocations),
-        count(g.retries),
-        percent(g.success_rate),
-        count(g.tokens),
-        usd_places(g.cost, cost_places),
-        duration_ms(g.mean_duration_ms),
-        duration_ms(g.p50_duration_ms as f64),
-        duration_ms(g.p95_duration_ms as f64),
-        duration_ms(g.p99_duration_ms as f64),
-        duration_ms(g.max_duration_ms as f64),
-    ]
 }
 
 /// Rows a table is built of at a time: a table of a million groups is printed as pages of

@@ -6,9 +6,9 @@ use invocation_metrics::{Breakdown, GroupSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
-use super::{CHART_GROUPS, charts, largest_groups, largest_with_rest, svg};
+use super::{CHART_GROUPS, charts, svg};
 use crate::format::{count, count_tick, duration_ms, usd, usd_places_for, usd_tick, utc_time};
-use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
+use crate::tables::{GROUP_COLUMNS, group_cells, largest_groups, largest_with_rest, totals_rows};
 
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }

@@ -5,8 +5,7 @@ use std::fmt::Write;
 use invocation_metrics::InvocationMetric;
 
 use super::data::ReportData;
-use super::largest_groups;
-use crate::summary::{GROUP_COLUMNS, group_cells, totals_rows};
+use crate::tables::{markdown_breakdowns, markdown_cell as cell, markdown_totals};
 
 /// Most invocations drawn in the gantt (GitHub renders big diagrams slowly).
 const GANTT_LIMIT: usize = 100;
@@ -31,14 +30,14 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         writeln!(md, "- {}", cell(&line))?;
     }
     writeln!(md)?;
-    write_totals(md, agg)?;
+    markdown_totals(md, agg)?;
     writeln!(
         md,
         "| Spent on failed invocations | {} |",
         cell(&super::failed_cost_line(data))
     )?;
 
-    write_breakdowns(md, agg, TABLE_GROUPS)?;
+    markdown_breakdowns(md, agg, TABLE_GROUPS)?;
 
     writeln!(md, "\n## Slowest invocations\n")?;
     writeln!(
@@ -159,73 +158,6 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         )?;
     }
     writeln!(md, "```")
-}
-
-/// The breakdown tables (by agent, phase, …), each of at most `limit` groups, those with the
-/// most invocations.
-pub fn write_breakdowns(
-    md: &mut String,
-    agg: &invocation_metrics::MetricsAggregate,
-    limit: usize,
-) -> std::fmt::Result {
-    for breakdown in agg.breakdowns() {
-        let key = breakdown.dimension;
-        let (groups, left_out) = largest_groups(breakdown.groups, limit);
-        if groups.is_empty() {
-            continue;
-        }
-        let places = crate::format::usd_places_for(groups.iter().map(|(_, g)| g.cost));
-        writeln!(md, "\n## By {key}\n")?;
-        writeln!(md, "| {key} | {} |", GROUP_COLUMNS.join(" | "))?;
-        writeln!(md, "|---|{}", "---:|".repeat(GROUP_COLUMNS.len()))?;
-        for (name, g) in groups {
-            writeln!(
-                md,
-                "| {} | {} |",
-                cell(&name),
-                group_cells(g, places).join(" | ")
-            )?;
-        }
-        if left_out > 0 {
-            writeln!(
-                md,
-                "\n…and {left_out} more, with fewer invocations (every one in `invmetrics summary`)."
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// Summary totals as a Markdown table.
-pub fn write_totals(
-    md: &mut String,
-    agg: &invocation_metrics::MetricsAggregate,
-) -> std::fmt::Result {
-    writeln!(md, "| Total | Value |\n|---|---|")?;
-    for (name, value) in totals_rows(agg) {
-        writeln!(md, "| {name} | {} |", cell(&value))?;
-    }
-    Ok(())
-}
-
-/// Escapes a value for a Markdown table cell (HTML is inert, pipes do not split cells).
-fn cell(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '|' => out.push_str("\\|"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '`' | '*' | '_' | '[' | ']' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Makes a name safe inside a Mermaid gantt line (its syntax characters removed).

@@ -5,7 +5,7 @@ mod charts;
 mod data;
 mod html;
 mod json;
-pub mod markdown;
+mod markdown;
 mod svg;
 
 use std::io::Write;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    AggregateOptions, GroupSummary, Input, RecordFilter, resolve_inputs, write_file_atomically,
+    AggregateOptions, Input, RecordFilter, resolve_inputs, write_file_atomically,
     write_file_atomically_with,
 };
 
@@ -229,80 +229,3 @@ pub fn write_html_of(metrics: &Path, path: &Path) -> Result<()> {
 /// can make thousands of groups, and a bar each made charts hundreds of thousands of pixels
 /// tall.
 pub const CHART_GROUPS: usize = 25;
-
-/// `items` if there are at most `limit`; otherwise the `limit - 1` largest (in their order)
-/// and one more item summing the rest.
-pub fn largest_with_rest(items: Vec<(String, f64)>, limit: usize) -> Vec<(String, f64)> {
-    if items.len() <= limit {
-        return items;
-    }
-    let keep = largest_positions(&items, limit.saturating_sub(1), |(_, v)| *v);
-    let (mut kept, mut rest, mut others) = (Vec::new(), 0.0, 0);
-    for (i, item) in items.into_iter().enumerate() {
-        if keep.contains(&i) {
-            kept.push(item);
-        } else {
-            rest += item.1;
-            others += 1;
-        }
-    }
-    kept.push((format!("({others} others)"), rest));
-    kept
-}
-
-/// The `limit` groups with the most invocations, in their order, and how many were left out.
-pub fn largest_groups<N>(
-    groups: Vec<(N, &GroupSummary)>,
-    limit: usize,
-) -> (Vec<(N, &GroupSummary)>, usize) {
-    if groups.len() <= limit {
-        return (groups, 0);
-    }
-    let keep = largest_positions(&groups, limit, |(_, g)| g.invocations as f64);
-    let left_out = groups.len() - keep.len();
-    let kept = groups
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, group)| group)
-        .collect();
-    (kept, left_out)
-}
-
-/// Positions of the `limit` items with the largest `value` (ties: the earlier).
-fn largest_positions<T>(
-    items: &[T],
-    limit: usize,
-    value: impl Fn(&T) -> f64,
-) -> std::collections::BTreeSet<usize> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| {
-        value(&items[b])
-            .total_cmp(&value(&items[a]))
-            .then(a.cmp(&b))
-    });
-    order.into_iter().take(limit).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn many_items_keep_the_largest_in_order_and_sum_the_rest() {
-        let items: Vec<(String, f64)> = [5.0, 1.0, 9.0, 2.0, 7.0]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("g{i}"), *v))
-            .collect();
-        assert_eq!(largest_with_rest(items.clone(), 5), items);
-        assert_eq!(
-            largest_with_rest(items, 3),
-            [
-                ("g2".to_owned(), 9.0),
-                ("g4".to_owned(), 7.0),
-                ("(3 others)".to_owned(), 8.0)
-            ]
-        );
-    }
-}
