@@ -103,6 +103,7 @@ fn report_renders_in_a_real_browser() {
         "Generated ",
         "Spent on failed invocations",
         "Cost by model",
+        "Cost so far",
         "Slowest invocations",
         "Failures",
         "rate-limit",

@@ -31,7 +31,9 @@ fn render_svg(
         draw(&root)?;
         root.present().map_err(draw_err)?;
     }
-    Ok(svg)
+    // Scale to the panel (the viewBox keeps the proportions) instead of a fixed pixel size.
+    let fixed = format!("<svg width=\"{}\" height=\"{}\" ", size.0, size.1);
+    Ok(svg.replacen(&fixed, "<svg width=\"100%\" ", 1))
 }
 
 /// Ticks for a time axis from `first` over `span` ms (absolute Unix ms): at a human step
@@ -178,6 +180,42 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
         draw_time_axis(root, &mut chart, &ticks, &labels, max_y)?;
         chart
             .draw_series(AreaSeries::new(points, 0.0, ACCENT.mix(0.25)).border_style(ACCENT))
+            .map_err(draw_err)?;
+        Ok(())
+    })
+}
+
+/// Cost so far over time: a step for each bucket's end (`points`: Unix ms and USD so far).
+pub fn cumulative_cost(points: &[(i64, f64)]) -> Result<String> {
+    let first = points.first().map_or(0, |p| p.0);
+    let series: Vec<(f64, f64)> = points
+        .iter()
+        .map(|(t, cost)| ((t - first) as f64, *cost))
+        .collect();
+    let max_x = series.last().map_or(1.0, |p| p.0).max(1.0);
+    let max_y = series.last().map_or(1.0, |p| p.1).max(1e-9) * 1.1;
+    let (ticks, labels) = time_ticks(first, max_x as i64);
+    render_svg((WIDTH, 240), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(28)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..max_x, 0f64..max_y)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(5)
+            .y_label_formatter(&|v| crate::format::usd_tick(*v))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(draw_err)?;
+        draw_time_axis(root, &mut chart, &ticks, &labels, max_y)?;
+        chart
+            .draw_series(AreaSeries::new(series, 0.0, ACCENT.mix(0.15)).border_style(ACCENT))
             .map_err(draw_err)?;
         Ok(())
     })

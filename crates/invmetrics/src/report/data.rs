@@ -36,6 +36,8 @@ pub struct ReportData {
     pub failures: Vec<FailureClass>,
     /// What the failed invocations cost.
     pub failed_cost: f64,
+    /// Cost so far at the end of each time bucket (Unix ms, USD), by when invocations ended.
+    pub cumulative_cost: Vec<(i64, f64)>,
     /// The [`TIMELINE_LIMIT`] earliest invocations, by start, then agent, then input order.
     pub earliest: Vec<InvocationMetric>,
     /// The retry chains shown, by agent (see `chains.rs`).
@@ -84,6 +86,7 @@ pub struct FirstPass {
     picked: Option<Picked>,
     slowest: Slowest,
     failures: Failures,
+    cost_over_time: CostOverTime,
 }
 
 impl FirstPass {
@@ -104,6 +107,7 @@ impl FirstPass {
             picked: None,
             slowest: Slowest::default(),
             failures: Failures::default(),
+            cost_over_time: CostOverTime::default(),
         }
     }
 
@@ -142,6 +146,7 @@ impl FirstPass {
             slowest: self.slowest.finish(),
             failures,
             failed_cost,
+            cumulative_cost: self.cost_over_time.cumulative(),
             earliest: self.earliest.into_sorted(),
             chains,
             chain_count,
@@ -157,6 +162,7 @@ impl RecordFold for FirstPass {
         self.earliest.offer(m, index);
         self.slowest.offer(m, index);
         self.failures.add(m, index);
+        self.cost_over_time.add(m);
     }
 
     fn merge(&mut self, later: Self, offset: u64) {
@@ -165,6 +171,7 @@ impl RecordFold for FirstPass {
         self.earliest.merge(later.earliest, offset);
         self.slowest.merge(later.slowest, offset);
         self.failures.merge(later.failures, offset);
+        self.cost_over_time.merge(later.cost_over_time);
     }
 }
 
@@ -433,6 +440,73 @@ impl ClassState {
     }
 }
 
+/// Most buckets [`CostOverTime`] keeps: past it, their width doubles.
+const COST_BUCKETS: usize = 2048;
+
+/// Cost by when invocations ended, exact (picodollars), in buckets of a minute that double
+/// in width whenever there are more than [`COST_BUCKETS`] (so memory is bounded whatever the
+/// span), mergeable across chunks whatever width each reached.
+#[derive(Debug)]
+struct CostOverTime {
+    width_ms: i64,
+    buckets: BTreeMap<i64, i128>,
+}
+
+impl Default for CostOverTime {
+    fn default() -> Self {
+        Self {
+            width_ms: 60_000,
+            buckets: BTreeMap::new(),
+        }
+    }
+}
+
+impl CostOverTime {
+    fn add(&mut self, m: &InvocationMetric) {
+        let key = m.end_ms().div_euclid(self.width_ms);
+        *self.buckets.entry(key).or_default() += (m.cost * 1e12).round() as i128;
+        while self.buckets.len() > COST_BUCKETS {
+            self.coarsen();
+        }
+    }
+
+    /// Doubles the width, merging neighbouring buckets.
+    fn coarsen(&mut self) {
+        self.width_ms *= 2;
+        let old = std::mem::take(&mut self.buckets);
+        for (key, pico) in old {
+            *self.buckets.entry(key.div_euclid(2)).or_default() += pico;
+        }
+    }
+
+    fn merge(&mut self, mut later: Self) {
+        while self.width_ms < later.width_ms {
+            self.coarsen();
+        }
+        while later.width_ms < self.width_ms {
+            later.coarsen();
+        }
+        for (key, pico) in later.buckets {
+            *self.buckets.entry(key).or_default() += pico;
+        }
+        while self.buckets.len() > COST_BUCKETS {
+            self.coarsen();
+        }
+    }
+
+    /// The running total at each bucket's end.
+    fn cumulative(&self) -> Vec<(i64, f64)> {
+        let mut total = 0i128;
+        self.buckets
+            .iter()
+            .map(|(key, pico)| {
+                total += pico;
+                ((key + 1) * self.width_ms, total as f64 / 1e12)
+            })
+            .collect()
+    }
+}
+
 /// A record ordered by start, then agent, then arrival.
 #[derive(Debug)]
 struct ByStart {
@@ -586,5 +660,33 @@ mod tests {
         assert_eq!(whole.2, failed as f64 * 0.25);
         assert!(whole.1.len() <= FAILURE_CLASS_LIMIT + 1);
         assert!(whole.1.iter().all(|c| c.2.len() <= FAILURE_EXAMPLES));
+    }
+
+    #[test]
+    fn cost_over_time_is_exact_and_bounded_whatever_the_split() {
+        let records: Vec<InvocationMetric> = (0..10_000i64)
+            .map(|i| {
+                // Ten thousand minutes apart, a hundredth of a dollar each.
+                let at = Timestamp::from_unix_ms(i * 60_000 * 7).unwrap();
+                let mut m = InvocationMetric::new(format!("c{i}"), "a", 1, at);
+                m.cost = 0.01;
+                m
+            })
+            .collect();
+        let fold = |parts: usize| {
+            let mut total = CostOverTime::default();
+            for part in records.chunks(records.len().div_ceil(parts)) {
+                let mut c = CostOverTime::default();
+                part.iter().for_each(|m| c.add(m));
+                total.merge(c);
+            }
+            total
+        };
+        let whole = fold(1);
+        assert!(whole.buckets.len() <= COST_BUCKETS);
+        let series = whole.cumulative();
+        assert_eq!(series.last().map(|p| p.1), Some(100.0));
+        assert!(series.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(fold(9).cumulative(), series);
     }
 }

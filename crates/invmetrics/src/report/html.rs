@@ -67,6 +67,7 @@ pub fn render(data: &ReportData) -> Result<String> {
     let tokens = count_tick;
     let money = usd_tick;
     let parallelism = charts::parallelism(agg)?;
+    let cumulative_cost = charts::cumulative_cost(&data.cumulative_cost)?;
     let cost_by_agent = svg::bars(&by_agent(|g| g.cost), money);
     let tokens_by_agent = svg::bars(&by_agent(|g| g.tokens as f64), tokens);
     let cost_by_phase = svg::bars(&by_phase(|g| g.cost), money);
@@ -108,6 +109,8 @@ pub fn render(data: &ReportData) -> Result<String> {
                 }
                 h2 { "Parallelism over time" span.note { " (UTC)" } }
                 div.panel { (PreEscaped(parallelism)) }
+                h2 { "Cost so far" span.note { " (UTC, by when invocations ended)" } }
+                div.panel { (PreEscaped(cumulative_cost)) }
                 h2 { "Cost and tokens" }
                 div.pair {
                     div.panel { h3 { "Cost by agent" } (PreEscaped(cost_by_agent)) }
