@@ -21,6 +21,10 @@ pub struct Cli {
     /// Print errors only: no warnings, notes or progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colour labels and table headers: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -213,6 +217,17 @@ pub struct SummaryArgs {
     /// In each table, only the N groups with the most invocations (all by default).
     #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
     pub top: Option<usize>,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Summary formats.

@@ -229,7 +229,7 @@ fn acknowledge(collector: &InvocationMetricsCollector, progress: &Progress) -> R
         && let Err(e) = collector.flush()
     {
         // Not durable yet; the writer retries and a later flush acknowledges.
-        eprintln!("warning: {e}");
+        eprintln!("{} {e}", crate::style::label("warning"));
         return Ok(());
     }
     *acked = (records, lines);

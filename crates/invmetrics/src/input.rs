@@ -256,21 +256,25 @@ pub fn report_damage(report: &ScanReport) {
         let (torn, damaged): (Vec<_>, Vec<_>) = input.problems.iter().partition(|p| p.torn_tail);
         if let Some(first) = damaged.first() {
             eprintln!(
-                "warning: {}: skipped {} damaged line(s), first at {first} (run `invmetrics check` for all)",
+                "{} {}: skipped {} damaged line(s), first at {first} (run `invmetrics check` for all)",
+                crate::style::label("warning"),
                 input.name,
                 damaged.len(),
             );
         }
         if let Some(tail) = torn.first() {
             eprintln!(
-                "note: {}: ignored the incomplete last line {} (a torn write, or a writer still appending)",
-                input.name, tail.line
+                "{} {}: ignored the incomplete last line {} (a torn write, or a writer still appending)",
+                crate::style::label("note"),
+                input.name,
+                tail.line
             );
         }
     }
     if report.duplicates > 0 {
         eprintln!(
-            "note: ignored {} record(s) whose invocationId appeared earlier (--no-dedup keeps them)",
+            "{} ignored {} record(s) whose invocationId appeared earlier (--no-dedup keeps them)",
+            crate::style::label("note"),
             report.duplicates
         );
     }
@@ -281,7 +285,8 @@ pub fn report_damage(report: &ScanReport) {
 pub fn warn_if_buckets_widened(options: &AggregateOptions, aggregate: &MetricsAggregate) {
     if aggregate.bucket_width_ms != options.bucket_width_ms.max(1) && !crate::quiet() {
         eprintln!(
-            "note: {} → {} would take more than {} parallelism buckets of {} ms; used {} ms buckets (choose with --bucket)",
+            "{} {} → {} would take more than {} parallelism buckets of {} ms; used {} ms buckets (choose with --bucket)",
+            crate::style::label("note"),
             aggregate.first_start.as_deref().unwrap_or("?"),
             aggregate.last_end.as_deref().unwrap_or("the far future"),
             invocation_metrics::MAX_PARALLELISM_BUCKETS,
@@ -355,7 +360,7 @@ pub fn unknown_agents(
         bail!("{message}");
     }
     if !crate::quiet() {
-        eprintln!("warning: {message}");
+        eprintln!("{} {message}", crate::style::label("warning"));
     }
     Ok(())
 }
@@ -365,7 +370,8 @@ pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
         if report.kept == 0 && !crate::quiet() {
             eprintln!(
-                "warning: none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
+                "{} none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
+                crate::style::label("warning"),
                 report.valid_records()
             );
         }

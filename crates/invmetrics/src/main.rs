@@ -9,6 +9,7 @@ mod ingest;
 mod input;
 mod repair;
 mod report;
+mod style;
 mod summary;
 mod tables;
 mod watch;
@@ -32,6 +33,7 @@ pub fn quiet() -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    style::set(cli.color);
     let level = if cli.quiet { "error" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            eprintln!("{} {}", style::label("error"), describe(&err));
             ExitCode::from(exit_code(&err))
         }
     }
@@ -74,7 +76,7 @@ where
             tracing::Level::INFO => "note",
             _ => "debug",
         };
-        write!(writer, "{prefix}: ")?;
+        write!(writer, "{} ", style::label(prefix))?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

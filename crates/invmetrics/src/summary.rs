@@ -160,7 +160,17 @@ fn new_table() -> Table {
     table
         .load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled);
+    if crate::style::stdout() {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
     table
+}
+
+/// A header cell, bold when stdout is coloured.
+fn header(text: &str) -> Cell {
+    Cell::new(text).add_attribute(comfy_table::Attribute::Bold)
 }
 
 fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
@@ -171,7 +181,7 @@ fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_width(u16::try_from(width).unwrap_or(u16::MAX));
     }
-    table.set_header(["Total", "Value"]);
+    table.set_header([header("Total"), header("Value")]);
     for (name, value) in totals_rows(agg) {
         table.add_row([name.to_owned(), value]);
     }
@@ -321,13 +331,13 @@ fn group_table<N: AsRef<str>>(
     places: usize,
 ) -> Table {
     let mut table = new_table();
-    let mut header = vec![Cell::new(dimension)];
-    header.extend(
+    let mut cells = vec![header(dimension)];
+    cells.extend(
         GROUP_COLUMNS
             .iter()
-            .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
+            .map(|c| header(c).set_alignment(CellAlignment::Right)),
     );
-    table.set_header(header);
+    table.set_header(cells);
     for (name, g) in groups {
         let mut row = vec![Cell::new(shorten_for_terminal(name.as_ref(), 60))];
         row.extend(

@@ -141,3 +141,20 @@ fn an_agent_no_record_has_is_named_with_the_closest_real_ones() {
     assert_eq!(code, 1);
     assert!(stderr.contains("closest first"), "{stderr}");
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    // Not a terminal: no colour by default, whatever NO_COLOR says.
+    let (_, out, err) = run(&["summary", "small.jsonl", "small.jsonl"]);
+    assert!(!out.contains('\x1b') && !err.contains('\x1b'));
+    let (_, out, err) = run(&["summary", "small.jsonl", "small.jsonl", "--color", "always"]);
+    assert!(out.contains("\x1b[1m Total"), "{out}");
+    assert!(err.contains("\x1b[1;36mnote:\x1b[0m ignored"), "{err}");
+    // The numbers a script reads are the same either way.
+    assert!(out.contains("┆ 10 "), "{out}");
+    let (_, out, _) = common::run_with_env(
+        &[("NO_COLOR", "1")],
+        &["summary", "small.jsonl", "--color", "never"],
+    );
+    assert!(!out.contains('\x1b'));
+}

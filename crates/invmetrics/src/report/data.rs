@@ -686,7 +686,11 @@ mod tests {
         assert!(whole.buckets.len() <= COST_BUCKETS);
         let series = whole.cumulative();
         assert_eq!(series.last().map(|p| p.1), Some(100.0));
-        assert!(series.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(
+            series
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
         assert_eq!(fold(9).cumulative(), series);
     }
 }
