@@ -193,6 +193,9 @@ fn export_inputs(args: &OtlpArgs, exporter: &mut OtlpExporter) -> Result<u64> {
         .export(&batch[..len])
         .with_context(|| format!("{sent} record(s) were exported before the failure"))?;
     sent += len as u64;
-    crate::input::report_damage(&scan.finish());
+    let report = scan.finish();
+    crate::input::report_damage(&report);
+    // An empty input is "no records", as for summary and report.
+    crate::input::require_records(&report)?;
     Ok(sent)
 }

@@ -158,3 +158,24 @@ fn colour_only_when_asked_or_on_a_terminal() {
     );
     assert!(!out.contains('\x1b'));
 }
+
+#[test]
+fn an_empty_input_is_no_records_for_every_command_that_reads_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+    for args in [
+        vec!["summary", empty],
+        vec!["report", empty, "--format", "md", "-o", "-"],
+        vec!["export", "otlp", empty, "--endpoint", "http://127.0.0.1:9"],
+    ] {
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(stderr.contains("the input is empty"), "{args:?}: {stderr}");
+    }
+    // check says so too, and an empty file is clean.
+    let (code, out, _) = run(&["check", empty]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 record(s)"), "{out}");
+}
