@@ -139,13 +139,17 @@ pub fn otlp(args: &OtlpArgs, out: &mut impl Write) -> Result<ExitCode> {
     let stats = exporter.stats();
     writeln!(
         out,
-        "exported {} record(s) as {} span(s) and {} metric point(s) in {} request(s) to {destination} ({} retr{}), {:.1} s{cursor_note}",
+        "exported {} record(s) as {} span(s) and {} metric point(s) in {} request(s) to {destination} ({} retr{}{}), {:.1} s{cursor_note}",
         records,
         stats.spans,
         stats.points,
         stats.batches,
         stats.retries,
         if stats.retries == 1 { "y" } else { "ies" },
+        match stats.rejected {
+            0 => String::new(),
+            n => format!("; the receiver dropped {n}"),
+        },
         started.elapsed().as_secs_f64()
     )?;
     Ok(ExitCode::SUCCESS)

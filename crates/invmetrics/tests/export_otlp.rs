@@ -211,3 +211,29 @@ fn a_receiver_for_traces_only_still_gets_the_spans() {
     );
     assert_eq!(receiver.span_ids().len(), 10);
 }
+
+/// An OTLP partial success (a 200 that says some spans were dropped) is counted and said.
+#[test]
+fn a_partial_success_is_reported() {
+    let receiver = ScriptedReceiver::start_replying(
+        vec![],
+        r#"{"partialSuccess":{"rejectedSpans":"3","errorMessage":"too old"}}"#,
+    );
+    let (code, stdout, stderr) = run(&[
+        "export",
+        "otlp",
+        "small.jsonl",
+        "--endpoint",
+        &receiver.url,
+        "--protocol",
+        "http/json",
+        "--signals",
+        "traces",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("dropped part of a request") && stderr.contains("too old"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("the receiver dropped 3"), "{stdout}");
+}

@@ -64,6 +64,11 @@ pub type Request = (String, Vec<u8>);
 
 impl ScriptedReceiver {
     pub fn start(script: Vec<(u16, &'static str)>) -> Self {
+        Self::start_replying(script, "{}")
+    }
+
+    /// [`start`](Self::start), answering every request with `reply` as its JSON body.
+    pub fn start_replying(script: Vec<(u16, &'static str)>, reply: &'static str) -> Self {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -90,7 +95,6 @@ impl ScriptedReceiver {
                 let _ = reader.read_exact(&mut body);
                 let (status, extra) = script.next().unwrap_or((200, ""));
                 seen.lock().unwrap().push((head, body));
-                let reply = "{}";
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{reply}",

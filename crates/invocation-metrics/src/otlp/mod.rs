@@ -155,6 +155,9 @@ pub struct ExportStats {
     pub batches: u64,
     /// Requests sent again after a failure or a "try later".
     pub retries: u64,
+    /// Spans and data points the receiver said it accepted the request but dropped (an
+    /// OTLP partial success).
+    pub rejected: u64,
 }
 
 /// Sends batches of records as spans and metrics, retrying with back-off until the receiver
@@ -346,8 +349,9 @@ impl OtlpExporter {
                 request = request.set(name, value);
             }
             let (wait, last) = match request.send_bytes(body) {
-                Ok(_) => {
+                Ok(response) => {
                     self.stats.batches += 1;
+                    self.note_partial_success(url, response);
                     return Ok(());
                 }
                 Err(ureq::Error::Status(status @ (429 | 502 | 503 | 504), response)) => {
@@ -416,6 +420,53 @@ fn encode_traces(
     encode_varint(scope_spans as u64, body);
     message::encode(1, &scope, body); // ScopeSpans.scope
     body.extend_from_slice(scratch);
+}
+
+impl OtlpExporter {
+    /// A 2xx answer may still say that part of the request was dropped (`partial_success`
+    /// with a count of rejected spans or points): counted, and said once per request.
+    fn note_partial_success(&mut self, url: &str, response: ureq::Response) {
+        let mut body = Vec::new();
+        if response
+            .into_reader()
+            .take(1 << 16)
+            .read_to_end(&mut body)
+            .is_err()
+            || body.is_empty()
+        {
+            return;
+        }
+        let (rejected, message) = match self.options.protocol {
+            Protocol::HttpProtobuf => match wire::ExportResponse::decode(&body[..]) {
+                Ok(r) => r
+                    .partial_success
+                    .map_or((0, String::new()), |p| (p.rejected, p.error_message)),
+                Err(_) => return,
+            },
+            Protocol::HttpJson => {
+                let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                    return;
+                };
+                let partial = &json["partialSuccess"];
+                let count = |v: &serde_json::Value| {
+                    v.as_i64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .unwrap_or(0)
+                };
+                (
+                    count(&partial["rejectedSpans"]) + count(&partial["rejectedDataPoints"]),
+                    partial["errorMessage"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            }
+        };
+        if rejected > 0 {
+            self.stats.rejected += rejected.unsigned_abs();
+            tracing::warn!(%url, rejected, message = %message, "the receiver dropped part of a request");
+        }
+    }
 }
 
 fn scope() -> Scope {

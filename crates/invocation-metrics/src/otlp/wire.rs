@@ -177,6 +177,25 @@ impl KeyValue {
     }
 }
 
+/// `ExportTraceServiceResponse` and `ExportMetricsServiceResponse`: the same shape.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportResponse {
+    /// Set when the receiver accepted the request but dropped part of it.
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<PartialSuccess>,
+}
+
+/// `ExportTracePartialSuccess` / `ExportMetricsPartialSuccess`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PartialSuccess {
+    /// Spans (or data points) dropped.
+    #[prost(int64, tag = "1")]
+    pub rejected: i64,
+    /// Why.
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
 /// An attribute value borrowed from a record, for [`Attributes`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scalar<'a> {
