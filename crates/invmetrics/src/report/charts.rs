@@ -158,8 +158,27 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
     let max_x = points.last().map_or(1.0, |p| p.0).max(1.0);
     let max_y = (agg.peak_parallel_invocations as f64 * 1.15).max(1.0);
     let (ticks, labels) = time_ticks(first, max_x as i64);
+    let buckets = &agg.parallelism_over_time;
+    let per = buckets.len().div_ceil(HOVER_SEGMENTS).max(1);
+    let dated = (max_x as i64) >= 86_400_000;
+    let segments: Vec<(f64, f64, String)> = buckets
+        .chunks(per)
+        .enumerate()
+        .map(|(i, group)| {
+            let from = (i * per) as f64 * width;
+            let to = from + group.len() as f64 * width;
+            let most = group.iter().map(|b| b.concurrent).max().unwrap_or(0);
+            let text = format!(
+                "{} – {} UTC: at most {most} running",
+                clock_at(first + from as i64, dated),
+                clock_at(first + to as i64, dated)
+            );
+            (from, to, text)
+        })
+        .collect();
+    let mut overlay = String::new();
 
-    render_svg((WIDTH, 280), |root| {
+    let svg = render_svg((WIDTH, 280), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .margin_right(28)
@@ -181,8 +200,58 @@ pub fn parallelism(agg: &MetricsAggregate) -> Result<String> {
         chart
             .draw_series(AreaSeries::new(points, 0.0, ACCENT.mix(0.25)).border_style(ACCENT))
             .map_err(draw_err)?;
+        overlay = hover_strips(&chart, &segments, max_y);
         Ok(())
-    })
+    })?;
+    Ok(with_overlay(svg, &overlay))
+}
+
+/// Tooltips for a time chart (plotters draws no `<title>`): the plot split into at most
+/// [`HOVER_SEGMENTS`] transparent strips, each with its text. `segments`: (from, to) in the
+/// chart's x values and the text; `top`: the y value of the plot's top.
+fn hover_strips(
+    chart: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    segments: &[(f64, f64, String)],
+    top: f64,
+) -> String {
+    let mut out = String::new();
+    for (from, to, text) in segments {
+        let (x0, y0) = chart.backend_coord(&(*from, top));
+        let (x1, y1) = chart.backend_coord(&(*to, 0.0));
+        out.push_str(&format!(
+            r#"<rect x="{x0}" y="{y0}" width="{}" height="{}" fill="transparent"><title>{}</title></rect>"#,
+            (x1 - x0).max(1),
+            (y1 - y0).max(1),
+            super::svg::escape(text)
+        ));
+    }
+    out
+}
+
+/// Most hover strips on a time chart.
+const HOVER_SEGMENTS: usize = 60;
+
+/// "HH:MM" (UTC; with the date when `with_date`) of a Unix ms time.
+fn clock_at(ms: i64, with_date: bool) -> String {
+    let iso = Timestamp::from_unix_ms(ms)
+        .map(|t| t.to_utc_millis_string())
+        .unwrap_or_default();
+    match with_date {
+        true => format!(
+            "{} {}",
+            iso.get(..10).unwrap_or_default(),
+            iso.get(11..19).unwrap_or_default()
+        ),
+        false => iso.get(11..19).unwrap_or_default().to_owned(),
+    }
+}
+
+/// Inserts `overlay` as the last thing drawn in `svg`.
+fn with_overlay(svg: String, overlay: &str) -> String {
+    match svg.rfind("</svg>") {
+        Some(at) => format!("{}{overlay}{}", &svg[..at], &svg[at..]),
+        None => svg,
+    }
 }
 
 /// Cost so far over time: a step for each bucket's end (`points`: Unix ms and USD so far).
@@ -195,7 +264,24 @@ pub fn cumulative_cost(points: &[(i64, f64)]) -> Result<String> {
     let max_x = series.last().map_or(1.0, |p| p.0).max(1.0);
     let max_y = series.last().map_or(1.0, |p| p.1).max(1e-9) * 1.1;
     let (ticks, labels) = time_ticks(first, max_x as i64);
-    render_svg((WIDTH, 240), |root| {
+    let per = points.len().div_ceil(HOVER_SEGMENTS).max(1);
+    let dated = (max_x as i64) >= 86_400_000;
+    let segments: Vec<(f64, f64, String)> = series
+        .chunks(per)
+        .enumerate()
+        .map(|(i, group)| {
+            let from = if i == 0 { 0.0 } else { series[i * per - 1].0 };
+            let (to, so_far) = group.last().copied().unwrap_or((from, 0.0));
+            let text = format!(
+                "by {} UTC: {} so far",
+                clock_at(first + to as i64, dated),
+                crate::format::usd(so_far)
+            );
+            (from, to, text)
+        })
+        .collect();
+    let mut overlay = String::new();
+    let svg = render_svg((WIDTH, 240), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .margin_right(28)
@@ -215,10 +301,14 @@ pub fn cumulative_cost(points: &[(i64, f64)]) -> Result<String> {
             .map_err(draw_err)?;
         draw_time_axis(root, &mut chart, &ticks, &labels, max_y)?;
         chart
-            .draw_series(AreaSeries::new(series, 0.0, ACCENT.mix(0.15)).border_style(ACCENT))
+            .draw_series(
+                AreaSeries::new(series.iter().copied(), 0.0, ACCENT.mix(0.15)).border_style(ACCENT),
+            )
             .map_err(draw_err)?;
+        overlay = hover_strips(&chart, &segments, max_y);
         Ok(())
-    })
+    })?;
+    Ok(with_overlay(svg, &overlay))
 }
 
 /// A Gantt chart: every invocation a bar on the lane it ran in (lanes packed so bars never
