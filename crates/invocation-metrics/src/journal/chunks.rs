@@ -145,3 +145,53 @@ fn skip_line(reader: &mut impl BufRead) -> io::Result<(u64, bool)> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A few chunks at a time are parsed ahead of the one absorbed, never the whole input:
+    /// that is what bounds the memory of a read. Results come back in file order.
+    #[test]
+    fn only_a_few_chunks_are_in_flight_and_results_come_in_order() {
+        let line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
+        let input: Vec<u8> = line.repeat(9 * CHUNK_BYTES / line.len());
+        let parsed = Arc::new(AtomicUsize::new(0));
+        let absorbed = Arc::new(AtomicUsize::new(0));
+        let most_ahead = Arc::new(AtomicUsize::new(0));
+        let (p, a, m) = (
+            Arc::clone(&parsed),
+            Arc::clone(&absorbed),
+            Arc::clone(&most_ahead),
+        );
+        let mut order = Vec::new();
+        parse_chunks(
+            &input[..],
+            move |chunk| {
+                let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(n - a.load(Ordering::SeqCst), Ordering::SeqCst);
+                (n, chunk.bytes())
+            },
+            |(n, bytes)| {
+                absorbed.fetch_add(1, Ordering::SeqCst);
+                order.push((n, bytes));
+                None
+            },
+        )
+        .unwrap();
+        let chunks = parsed.load(Ordering::SeqCst);
+        assert!(chunks >= 9, "{chunks} chunks");
+        assert_eq!(
+            order.iter().map(|(_, b)| b).sum::<u64>(),
+            input.len() as u64
+        );
+        let limit = rayon::current_num_threads() + 1;
+        assert!(
+            most_ahead.load(Ordering::SeqCst) <= limit + 2,
+            "{} chunks parsed ahead of the reader, limit {limit}",
+            most_ahead.load(Ordering::SeqCst)
+        );
+    }
+}
