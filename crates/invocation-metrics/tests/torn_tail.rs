@@ -112,3 +112,16 @@ fn valid_but_unterminated_last_line_is_kept() {
     assert_eq!(repair, TailRepair::Terminated);
     assert_eq!(ids, ["r0", "r1", "new"]);
 }
+
+/// A file that is one valid record without its newline, starting with a byte order mark (an
+/// editor's save): the record is kept and terminated, not cut away as torn.
+#[test]
+fn a_single_unterminated_record_after_a_byte_order_mark_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_valid_file(dir.path(), 1);
+    let with_bom = [b"\xef\xbb\xbf".as_slice(), &full[..full.len() - 1]].concat();
+    fs::write(dir.path().join(METRICS_FILE_NAME), with_bom).unwrap();
+    let (ids, repair) = reopen_load_and_append(dir.path());
+    assert_eq!(repair, TailRepair::Terminated);
+    assert_eq!(ids, ["r0", "new"]);
+}
