@@ -125,3 +125,36 @@ fn a_single_unterminated_record_after_a_byte_order_mark_is_kept() {
     assert_eq!(repair, TailRepair::Terminated);
     assert_eq!(ids, ["r0", "new"]);
 }
+
+/// Torn tails saved in the same millisecond get their own names (`-1`, `-2`, …): none
+/// overwrites another's bytes.
+#[test]
+fn torn_tails_saved_in_the_same_millisecond_get_their_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_valid_file(dir.path(), 1);
+    fs::write(
+        dir.path().join(METRICS_FILE_NAME),
+        [&full[..], b"{\"torn"].concat(),
+    )
+    .unwrap();
+    // Earlier saves from this millisecond and the next few seconds, and their first numbered
+    // copies, are already there.
+    let now = invocation_metrics::Timestamp::now().unix_ms();
+    for ms in now..now + 5_000 {
+        for suffix in ["", "-1"] {
+            fs::write(
+                dir.path()
+                    .join(format!("{METRICS_FILE_NAME}.torn-{ms}{suffix}")),
+                "earlier",
+            )
+            .unwrap();
+        }
+    }
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let TailRepair::Cut { saved_to, .. } = collector.tail_repair().clone() else {
+        panic!("the torn tail was not cut");
+    };
+    let name = saved_to.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("-2"), "{name}");
+    assert_eq!(fs::read(&saved_to).unwrap(), b"{\"torn");
+}
