@@ -98,7 +98,7 @@ pub const GROUP_COLUMNS: [&str; 10] = [
 ];
 
 /// One breakdown row's cells, in [`GROUP_COLUMNS`] order, costs with `cost_places`
-/// decimals (the same for the whole table: [`usd_places_for`]).
+/// decimals (the same for the whole table: [`crate::format::usd_places_for`]).
 pub fn group_cells(g: &GroupSummary, cost_places: usize) -> [String; 10] {
     [
         count(g.invocations),
