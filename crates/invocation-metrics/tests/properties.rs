@@ -181,9 +181,20 @@ proptest! {
 
     #[test]
     fn reader_finds_exactly_the_valid_lines(content in file_content()) {
-        let mut found = Vec::new();
-        read_records(&content[..], |_, m| found.push(m), |_| {}).unwrap();
-        prop_assert_eq!(found, reference_records(&content));
+        let (mut found, mut problems) = (Vec::new(), 0u64);
+        let stats = read_records(&content[..], |_, m| found.push(m), |_| problems += 1).unwrap();
+        let expected = reference_records(&content);
+        // Every non-blank line is a record or a problem, and the counts say so.
+        // (A byte order mark at the start belongs to the file, not to its first line.)
+        let body = content.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&content);
+        let non_blank = body
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .count() as u64;
+        prop_assert_eq!(stats.records, expected.len() as u64);
+        prop_assert_eq!(stats.problems, problems);
+        prop_assert_eq!(stats.records + stats.problems, non_blank);
+        prop_assert_eq!(found, expected);
     }
 
     #[test]
