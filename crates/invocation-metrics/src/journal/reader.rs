@@ -169,7 +169,12 @@ fn for_each_buffered_line<B: BufRead>(
 ) -> io::Result<u64> {
     if start == InputStart::Yes {
         // Counted as read, not handed over: offsets stay those of the file.
-        let buf = reader.fill_buf()?;
+        let buf = loop {
+            match reader.fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         if buf.starts_with(BOM) {
             reader.consume(BOM.len());
             return for_each_buffered_line(reader, InputStart::No, visit)
@@ -329,5 +334,57 @@ mod tests {
             }
         );
         assert!(bad[1].torn_tail);
+    }
+
+    /// A reader that is interrupted (EINTR) before each piece it hands over, then fails
+    /// with `fail` once its pieces are gone (or ends).
+    struct Flaky {
+        pieces: Vec<&'static [u8]>,
+        interrupt: bool,
+        fail: Option<io::ErrorKind>,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let interrupt = self.interrupt;
+            self.interrupt = !interrupt;
+            if interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            match self.pieces.first() {
+                Some(piece) => {
+                    let n = piece.len().min(buf.len());
+                    buf[..n].copy_from_slice(&piece[..n]);
+                    self.pieces.remove(0);
+                    Ok(n)
+                }
+                None => match self.fail {
+                    Some(kind) => Err(kind.into()),
+                    None => Ok(0),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_and_other_errors_end_the_read() {
+        let mut lines = Vec::new();
+        let flaky = Flaky {
+            pieces: vec![b"\xef\xbb\xbfa\nb", b"c\n"],
+            interrupt: true,
+            fail: None,
+        };
+        // The byte order mark counts as read but is not part of the first line.
+        let bytes = for_each_line(flaky, |line| lines.push(line.bytes.unwrap().to_vec())).unwrap();
+        assert_eq!(bytes, 8);
+        assert_eq!(lines, [b"a".to_vec(), b"bc".to_vec()]);
+
+        let broken = Flaky {
+            pieces: vec![b"a\n"],
+            interrupt: true,
+            fail: Some(io::ErrorKind::Other),
+        };
+        let err = for_each_line(broken, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Other);
     }
 }
