@@ -387,4 +387,19 @@ mod tests {
         let err = for_each_line(broken, |_| {}).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Other);
     }
+
+    /// A line far past the limit is not held in memory: it is handed over as its length
+    /// only, however many buffers it spans, and the next line reads normally.
+    #[test]
+    fn an_overlong_line_is_measured_not_kept() {
+        let long = crate::parse::MAX_LINE_BYTES + 200_000;
+        let mut input = vec![b'x'; long];
+        input.extend_from_slice(b"\nok\n");
+        let mut seen = Vec::new();
+        for_each_line(&input[..], |line| {
+            seen.push(line.bytes.map(|b| b.to_vec()).map_err(|len| len as usize))
+        })
+        .unwrap();
+        assert_eq!(seen, [Err(long), Ok(b"ok".to_vec())]);
+    }
 }
