@@ -386,6 +386,14 @@ mod tests {
         };
         let err = for_each_line(broken, |_| {}).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Other);
+        // Failing at the very first read (where a byte order mark is looked for) too.
+        let broken_at_once = Flaky {
+            pieces: vec![],
+            interrupt: true,
+            fail: Some(io::ErrorKind::PermissionDenied),
+        };
+        let err = for_each_line(broken_at_once, |_| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
     }
 
     /// A line far past the limit is not held in memory: it is handed over as its length
