@@ -204,10 +204,21 @@ fn a_receiver_that_starts_late_and_restarts_mid_export_loses_nothing() {
         assert!(Instant::now() < deadline, "nothing arrived");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Stopped as an operator stops it (SIGTERM), so that what it acknowledged it also
+    // printed: a receiver killed outright can lose a batch it already acknowledged, which
+    // no exporter can know about.
     let first_ids = {
         let mut first = first;
-        let _ = first.child.kill();
-        let _ = first.child.wait();
+        let _ = Command::new("kill")
+            .args(["-TERM", &first.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = first.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         first.span_ids()
     };
     assert!(first_ids.len() < 20_000, "stopped mid-export");
