@@ -92,6 +92,20 @@ pub fn span_length(ms: i64) -> String {
     }
 }
 
+/// One block character per count, its height scaled to the largest count; a blank for 0.
+/// The sparklines of `summary` and `watch`.
+pub fn bars(counts: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let peak = counts.iter().copied().max().unwrap_or(0).max(1);
+    counts
+        .iter()
+        .map(|c| match c {
+            0 => ' ',
+            c => BARS[((c * 7) / peak) as usize],
+        })
+        .collect()
+}
+
 /// A ratio as a percentage.
 pub fn percent(ratio: f64) -> String {
     format!("{:.1}%", ratio * 100.0)

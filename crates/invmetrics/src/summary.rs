@@ -266,24 +266,13 @@ fn write_group_table<N: AsRef<str>>(
 /// A one-line chart of `counts` at most `columns` wide (neighbouring counts merged by their
 /// maximum), scaled to its peak, with the first and last bucket's and the peak's values.
 pub fn sparkline(counts: &[u64], columns: usize) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let per = counts.len().div_ceil(columns.max(1)).max(1);
     let merged: Vec<u64> = counts
         .chunks(per)
         .map(|c| c.iter().copied().max().unwrap_or(0))
         .collect();
     let peak = merged.iter().copied().max().unwrap_or(0).max(1);
-    let line: String = merged
-        .iter()
-        .map(|c| {
-            if *c == 0 {
-                ' '
-            } else {
-                BARS[((c * 7) / peak) as usize]
-            }
-        })
-        .collect();
-    format!("{line} peak {peak}")
+    format!("{} peak {peak}", crate::format::bars(&merged))
 }
 
 /// The width of the terminal stdout is, if it is one (`COLUMNS` wins, as in other tools).

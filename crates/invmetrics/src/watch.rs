@@ -291,15 +291,7 @@ impl Live {
             }
         }
         let peak = counts.iter().copied().max().unwrap_or(0);
-        const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-        let line = counts
-            .iter()
-            .map(|c| match (peak, c) {
-                (_, 0) => ' ',
-                (p, c) => BARS[((c * 7) / p.max(1)) as usize],
-            })
-            .collect();
-        (line, peak)
+        (crate::format::bars(&counts), peak)
     }
 
     /// The frame's lines, each at most `width` characters; `height` limits their number.
