@@ -54,10 +54,12 @@ use crate::record::InvocationMetric;
 use crate::tail::{FileTail, NewLines};
 
 mod metrics;
+mod protobuf;
 pub mod wire;
 
 pub use metrics::{DURATION_BOUNDS, TOKEN_BOUNDS};
 use metrics::{MetricState, end_ns, start_ns};
+use protobuf::TracesEncoder;
 use wire::{KeyValue, Resource, Scope};
 
 /// The file beside `invocations.jsonl` where [`follow`] keeps its position.
@@ -167,11 +169,12 @@ pub struct OtlpExporter {
     agent: ureq::Agent,
     options: OtlpOptions,
     resource: Resource,
-    /// The last batch's spans, refilled for the next (see [`wire::Attributes`]).
+    /// The last batch's spans for JSON, refilled for the next (see [`wire::Attributes`]).
     spans: Vec<wire::Span>,
+    /// Protobuf spans, written straight from the records.
+    traces: TracesEncoder,
     /// Request bodies, reused.
     body: Vec<u8>,
-    scratch: Vec<u8>,
     metrics: MetricState,
     stats: ExportStats,
 }
@@ -214,7 +217,7 @@ impl OtlpExporter {
                 .build(),
             spans: Vec::new(),
             body: Vec::new(),
-            scratch: Vec::new(),
+            traces: TracesEncoder::default(),
             resource,
             options,
             metrics: MetricState::default(),
@@ -239,17 +242,21 @@ impl OtlpExporter {
             return Ok(());
         }
         if let Some(url) = self.options.traces_url.clone() {
-            self.spans.truncate(records.len());
-            self.spans.resize_with(records.len(), wire::Span::default);
-            for (span, m) in self.spans.iter_mut().zip(records) {
-                fill_span(span, m);
-            }
             let mut body = std::mem::take(&mut self.body);
+            // Where the request starts in `body`.
+            let mut start = 0;
             match self.options.protocol {
                 Protocol::HttpProtobuf => {
-                    encode_traces(&self.resource, &self.spans, &mut body, &mut self.scratch)
+                    start = self
+                        .traces
+                        .encode(&self.resource, &scope(), records, &mut body);
                 }
                 Protocol::HttpJson => {
+                    self.spans.truncate(records.len());
+                    self.spans.resize_with(records.len(), wire::Span::default);
+                    for (span, m) in self.spans.iter_mut().zip(records) {
+                        fill_span(span, m);
+                    }
                     let request = wire::TracesRequest {
                         resource_spans: vec![wire::ResourceSpans {
                             resource: Some(self.resource.clone()),
@@ -268,7 +275,7 @@ impl OtlpExporter {
                         .collect();
                 }
             }
-            let sent = self.send(&url, &body);
+            let sent = self.send(&url, &body[start..]);
             self.body = body;
             sent?;
             self.stats.spans += records.len() as u64;
@@ -388,40 +395,6 @@ impl OtlpExporter {
     }
 }
 
-/// The protobuf `ExportTraceServiceRequest` of `spans`, its envelope written by hand so
-/// that each span's length is computed once: prost's nested encoding computes it again at
-/// every enclosing level (a tenth of the exporter's time). The same bytes as prost's
-/// encoding of the whole request (a unit test holds it to that).
-fn encode_traces(
-    resource: &Resource,
-    spans: &[wire::Span],
-    body: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-) {
-    use prost::encoding::{
-        WireType, encode_key, encode_varint, encoded_len_varint, key_len, message,
-    };
-    let scope = scope();
-    scratch.clear();
-    for span in spans {
-        message::encode(2, span, scratch); // ScopeSpans.spans
-    }
-    let scope_spans = message::encoded_len(1, &scope) + scratch.len();
-    let resource_spans = message::encoded_len(1, resource)
-        + key_len(2)
-        + encoded_len_varint(scope_spans as u64)
-        + scope_spans;
-    body.clear();
-    body.reserve(resource_spans + 16);
-    encode_key(1, WireType::LengthDelimited, body); // TracesRequest.resource_spans
-    encode_varint(resource_spans as u64, body);
-    message::encode(1, resource, body); // ResourceSpans.resource
-    encode_key(2, WireType::LengthDelimited, body); // ResourceSpans.scope_spans
-    encode_varint(scope_spans as u64, body);
-    message::encode(1, &scope, body); // ScopeSpans.scope
-    body.extend_from_slice(scratch);
-}
-
 impl OtlpExporter {
     /// A 2xx answer may still say that part of the request was dropped (`partial_success`
     /// with a count of rejected spans or points): counted, and said once per request.
@@ -501,70 +474,117 @@ pub fn span(m: &InvocationMetric) -> wire::Span {
 
 /// Makes `span` the span of `m`, reusing its strings and attribute list.
 fn fill_span(span: &mut wire::Span, m: &InvocationMetric) {
-    use wire::Scalar::{Bool, Double, Int, Str};
-    let count = |n: u64| Int(i64::try_from(n).unwrap_or(i64::MAX));
     let mut a = wire::Attributes::over(&mut span.attributes);
-    a.put("gen_ai.operation.name", Str("invoke_agent"));
-    a.put("gen_ai.agent.name", Str(&m.agent));
-    if let Some(model) = &m.model {
-        a.put("gen_ai.request.model", Str(model));
-    }
-    if let Some(n) = m.input_tokens {
-        a.put("gen_ai.usage.input_tokens", count(n));
-    }
-    if let Some(n) = m.output_tokens {
-        a.put("gen_ai.usage.output_tokens", count(n));
-    }
-    if let Some(n) = m.cached_tokens {
-        a.put("gen_ai.usage.cache_read.input_tokens", count(n));
-    }
-    if let Some(class) = &m.error_class {
-        a.put("error.type", Str(class));
-    }
-    a.put("invocation_metrics.invocation_id", Str(&m.invocation_id));
-    a.put("invocation_metrics.phase", Int(m.phase.into()));
-    if let Some(task) = &m.task_id {
-        a.put("invocation_metrics.task_id", Str(task));
-    }
-    a.put("invocation_metrics.attempt", Int(m.attempt.into()));
-    if let Some(tier) = &m.tier {
-        a.put("invocation_metrics.tier", Str(tier));
-    }
-    a.put("invocation_metrics.cost_usd", Double(m.cost));
-    a.put("invocation_metrics.exit_code", Int(m.exit_code.into()));
-    a.put("invocation_metrics.output_parsed", Bool(m.output_parsed));
-    a.put("invocation_metrics.success", Bool(m.success));
-    a.put("invocation_metrics.tokens", count(m.tokens));
+    attributes(m, |key, value| a.put(key, value));
     drop(a);
-    // Status: UNSET (0) for a success, ERROR (2) otherwise; kind CLIENT (3).
     let status = span.status.get_or_insert_with(wire::Status::default);
-    status.message.clear();
-    if m.success {
-        status.code = 0;
-    } else {
-        use std::fmt::Write;
-        status.code = 2;
-        let _ = write!(status.message, "exit code {}", m.exit_code);
-    }
+    status.code = status_code(m);
+    status_message(m, &mut status.message);
     span.trace_id.clear();
     span.trace_id.extend_from_slice(&trace_id(m).to_be_bytes());
     span.span_id.clear();
     span.span_id.extend_from_slice(&span_id(m).to_be_bytes());
     span.name.clear();
-    span.name.push_str("invoke_agent ");
+    span.name.push_str(SPAN_NAME_PREFIX);
     span.name.push_str(&m.agent);
-    span.kind = 3;
+    span.kind = SPAN_KIND_CLIENT;
     span.start_time_unix_nano = start_ns(m);
     span.end_time_unix_nano = end_ns(m);
 }
 
+/// A span's name is this followed by the agent.
+const SPAN_NAME_PREFIX: &str = "invoke_agent ";
+/// `SpanKind` CLIENT.
+const SPAN_KIND_CLIENT: i32 = 3;
+
+/// The span's attributes, in order: the one list both encodings (protobuf straight from the
+/// record, and [`wire::Span`] for JSON) are written from.
+fn attributes<'m>(m: &'m InvocationMetric, mut put: impl FnMut(&'static str, wire::Scalar<'m>)) {
+    use wire::Scalar::{Bool, Double, Int, Str};
+    let count = |n: u64| Int(i64::try_from(n).unwrap_or(i64::MAX));
+    put("gen_ai.operation.name", Str("invoke_agent"));
+    put("gen_ai.agent.name", Str(&m.agent));
+    if let Some(model) = &m.model {
+        put("gen_ai.request.model", Str(model));
+    }
+    if let Some(n) = m.input_tokens {
+        put("gen_ai.usage.input_tokens", count(n));
+    }
+    if let Some(n) = m.output_tokens {
+        put("gen_ai.usage.output_tokens", count(n));
+    }
+    if let Some(n) = m.cached_tokens {
+        put("gen_ai.usage.cache_read.input_tokens", count(n));
+    }
+    if let Some(class) = &m.error_class {
+        put("error.type", Str(class));
+    }
+    put("invocation_metrics.invocation_id", Str(&m.invocation_id));
+    put("invocation_metrics.phase", Int(m.phase.into()));
+    if let Some(task) = &m.task_id {
+        put("invocation_metrics.task_id", Str(task));
+    }
+    put("invocation_metrics.attempt", Int(m.attempt.into()));
+    if let Some(tier) = &m.tier {
+        put("invocation_metrics.tier", Str(tier));
+    }
+    put("invocation_metrics.cost_usd", Double(m.cost));
+    put("invocation_metrics.exit_code", Int(m.exit_code.into()));
+    put("invocation_metrics.output_parsed", Bool(m.output_parsed));
+    put("invocation_metrics.success", Bool(m.success));
+    put("invocation_metrics.tokens", count(m.tokens));
+}
+
+/// `StatusCode`: UNSET (0) for a success, ERROR (2) otherwise.
+fn status_code(m: &InvocationMetric) -> i32 {
+    if m.success { 0 } else { 2 }
+}
+
+/// The status message (empty for a success) into `message`, cleared first.
+fn status_message(m: &InvocationMetric, message: &mut String) {
+    use std::fmt::Write;
+    message.clear();
+    if !m.success {
+        let _ = write!(message, "exit code {}", m.exit_code);
+    }
+}
+
 /// The record's trace: its task's, so that the attempts of one task share it.
 pub fn trace_id(m: &InvocationMetric) -> u128 {
-    let key = match &m.task_id {
-        Some(task) => format!("task\u{0}{}\u{0}{}\u{0}{task}", m.agent, m.phase),
-        None => format!("invocation\u{0}{}", m.invocation_id),
+    let hash = match &m.task_id {
+        // The hash of "task\0{agent}\0{phase}\0{taskId}", fed in pieces.
+        Some(task) => {
+            let mut digits = [0u8; 10];
+            let phase = decimal(m.phase, &mut digits);
+            [
+                &b"task\0"[..],
+                m.agent.as_bytes(),
+                b"\0",
+                phase,
+                b"\0",
+                task.as_bytes(),
+            ]
+            .into_iter()
+            .fold(FNV_OFFSET, fnv1a_128_feed)
+        }
+        None => [&b"invocation\0"[..], m.invocation_id.as_bytes()]
+            .into_iter()
+            .fold(FNV_OFFSET, fnv1a_128_feed),
     };
-    fnv1a_128(key.as_bytes()).max(1)
+    hash.max(1)
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[at..];
+        }
+    }
 }
 
 /// The record's span id, from its `invocationId`.
@@ -574,13 +594,19 @@ pub fn span_id(m: &InvocationMetric) -> u64 {
 }
 
 /// FNV-1a, 128-bit: a specified hash, the same everywhere and in every version (what a
-/// span's identity needs), in five lines rather than a dependency.
+/// span's identity needs), in a few lines rather than a dependency.
 fn fnv1a_128(bytes: &[u8]) -> u128 {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    fnv1a_128_feed(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+
+/// FNV-1a, 128-bit, continued over `bytes` from the hash `h` of what came before.
+fn fnv1a_128_feed(h: u128, bytes: &[u8]) -> u128 {
     const PRIME: u128 = 0x0000000001000000000000000000013b;
     bytes
         .iter()
-        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+        .fold(h, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
 /// Where [`follow`] is in the metrics file: saved only after the receiver acknowledged.
@@ -781,19 +807,34 @@ mod tests {
     }
 
     #[test]
-    fn the_hand_written_envelope_is_what_prost_would_write() {
+    fn spans_written_from_the_records_are_what_prost_writes_of_their_wire_spans() {
         let resource = Resource {
             attributes: vec![KeyValue::string("service.name", "s")],
         };
-        let mut spans: Vec<wire::Span> = ["t1-a1", "t1-a2", "x"]
-            .iter()
-            .map(|id| span(&metric(id, Some("t1"))))
-            .collect();
+        let mut bare =
+            InvocationMetric::new("bare", "a", 0, "1970-01-01T00:00:00Z".parse().unwrap());
+        bare.cost = -0.0;
+        let mut odd = metric("t1-a2", Some("t1"));
+        (odd.exit_code, odd.attempt, odd.phase, odd.tokens) = (-1, 0, u32::MAX, u64::MAX);
+        (odd.tier, odd.output_tokens, odd.model) =
+            (Some(String::new()), Some(0), Some("é\"\n".into()));
+        // A span longer than the two bytes its length is given up front can say.
+        let mut long = metric("long", None);
+        long.agent = "a".repeat(20_000);
+        let records = [
+            metric("t1-a1", Some("t1")),
+            odd,
+            metric("x", None),
+            bare,
+            long,
+        ];
+        let mut spans: Vec<wire::Span> = records.iter().map(span).collect();
         // Refilling a span left from another record gives that record's span exactly.
-        fill_span(&mut spans[2], &metric("t1-a1", None));
-        assert_eq!(spans[2], span(&metric("t1-a1", None)));
-        let (mut body, mut scratch) = (Vec::new(), Vec::new());
-        encode_traces(&resource, &spans, &mut body, &mut scratch);
+        fill_span(&mut spans[2], &records[0]);
+        assert_eq!(spans[2], span(&records[0]));
+        spans[2] = span(&records[2]);
+        let mut body = Vec::new();
+        let start = TracesEncoder::default().encode(&resource, &scope(), &records, &mut body);
         let whole = wire::TracesRequest {
             resource_spans: vec![wire::ResourceSpans {
                 resource: Some(resource),
@@ -803,7 +844,19 @@ mod tests {
                 }],
             }],
         };
-        assert_eq!(body, whole.encode_to_vec());
+        assert_eq!(body[start..], whole.encode_to_vec());
+    }
+
+    #[test]
+    fn trace_ids_hash_the_task_as_before() {
+        let m = metric("t1-a1", Some("t1"));
+        assert_eq!(trace_id(&m), fnv1a_128(b"task\0coder\x002\0t1"));
+        for phase in [0, 10, 4_294_967_295] {
+            let m = InvocationMetric { phase, ..m.clone() };
+            let key = format!("task\0coder\0{phase}\0t1");
+            assert_eq!(trace_id(&m), fnv1a_128(key.as_bytes()));
+        }
+        assert_eq!(trace_id(&metric("x", None)), fnv1a_128(b"invocation\0x"));
     }
 
     #[test]
