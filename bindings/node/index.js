@@ -6,7 +6,7 @@
 // library's. What it adds is what only JavaScript can do: promises, the `metric-recorded`
 // event on the JavaScript thread, and warnings through the caller's logger.
 
-const { NativeCollector, NativeCheckpointStore } = require('./native.js')
+const { NativeCollector, NativeCheckpointStore, record: recordNative } = require('./native.js')
 
 const METRIC_RECORDED = 'metric-recorded'
 const RECORDED = Promise.resolve()
@@ -21,6 +21,8 @@ function toJson(value, what) {
 
 class InvocationMetricsCollector {
   #native
+  /** What the per-record call takes (cheaper than a method call on #native). */
+  #handle
   #logger
   #eventBus
   #listeners = []
@@ -46,6 +48,7 @@ class InvocationMetricsCollector {
       throw new TypeError('options.eventBus must have an emit(event, payload) method')
     }
     this.#native = new NativeCollector(metricsDir, durability ?? null, bucketWidthMs ?? null, baseTier ?? null)
+    this.#handle = this.#native.handle()
     this.#logger = logger ?? console
     this.#eventBus = eventBus ?? null
   }
@@ -57,7 +60,7 @@ class InvocationMetricsCollector {
   record(metric) {
     try {
       const json = toJson(metric, 'metric')
-      this.#native.record(json)
+      recordNative(this.#handle, json)
       if (this.#listeners.length > 0 || this.#eventBus !== null) {
         this.#emit(JSON.parse(json))
       }

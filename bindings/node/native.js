@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeCheckpointStore = nativeBinding.NativeCheckpointStore
 module.exports.NativeCollector = nativeBinding.NativeCollector
+module.exports.record = nativeBinding.record

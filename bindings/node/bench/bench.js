@@ -29,10 +29,14 @@ function tempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'invocation-metrics-bench-'))
 }
 
+// Built before the clock starts: the time of record(), not of making test objects (about
+// 1 µs each, mostly the Date and its ISO string).
+const metrics = Array.from({ length: recordCount }, (_, i) => metric(i))
+
 async function timeRecords(make, finish) {
   const collector = make(tempDir())
   const start = process.hrtime.bigint()
-  for (let i = 0; i < recordCount; i++) await collector.record(metric(i))
+  for (const m of metrics) await collector.record(m)
   const recorded = seconds(start)
   await finish(collector)
   return { recorded, written: seconds(start) }
@@ -41,12 +45,22 @@ async function timeRecords(make, finish) {
 async function main() {
   if (process.argv[2] === '--rss') return rss(process.argv[3], process.argv[4])
 
-  const ours = await timeRecords((dir) => new InvocationMetricsCollector(dir, quiet), async (c) => { await c.flush(); await c.close() })
-  const seed = await timeRecords((dir) => new SeedCollector(dir, quiet), (c) => c.drain())
+  // Alternating rounds (ROUNDS, default 3) so that the machine's drift hits both alike;
+  // the median round of each is reported.
+  const rounds = Number(process.env.ROUNDS ?? 3)
+  const oursRounds = []
+  const seedRounds = []
+  for (let round = 0; round < rounds; round++) {
+    oursRounds.push(await timeRecords((dir) => new InvocationMetricsCollector(dir, quiet), async (c) => { await c.flush(); await c.close() }))
+    seedRounds.push(await timeRecords((dir) => new SeedCollector(dir, quiet), (c) => c.drain()))
+  }
+  const median = (list) => [...list].sort((a, b) => a.recorded - b.recorded)[Math.floor(list.length / 2)]
+  const ours = median(oursRounds)
+  const seed = median(seedRounds)
   const rate = (s) => Math.round(recordCount / s).toLocaleString('en')
-  console.log(`record(), ${recordCount.toLocaleString('en')} awaited calls:`)
-  console.log(`  invocation-metrics  ${rate(ours.recorded)}/s (${rate(ours.written)}/s until written)`)
-  console.log(`  plain TypeScript    ${rate(seed.recorded)}/s (${rate(seed.written)}/s until written)`)
+  console.log(`record(), ${recordCount.toLocaleString('en')} awaited calls, median of ${rounds} alternating rounds:`)
+  console.log(`  invocation-metrics  ${rate(ours.recorded)}/s (${rate(ours.written)}/s until written); rounds: ${oursRounds.map((r) => rate(r.recorded)).join(', ')}`)
+  console.log(`  plain TypeScript    ${rate(seed.recorded)}/s (${rate(seed.written)}/s until written); rounds: ${seedRounds.map((r) => rate(r.recorded)).join(', ')}`)
   console.log(`  ratio               ${(seed.recorded / ours.recorded).toFixed(2)}× (${(seed.written / ours.written).toFixed(2)}× until written)`)
 
   const dir = tempDir()

@@ -1,5 +1,7 @@
 //! The collector: records metrics in memory and appends them to `invocations.jsonl`.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use crate::journal::{
     Chunk, Durability, InputStart, Journal, JournalState, LineProblem, TailRepair, open_for_append,
     parse_chunks, repair_tail, visit_records,
 };
-use crate::parse::MAX_LINE_BYTES;
+use crate::parse::{MAX_LINE_BYTES, parse_line_into};
 use crate::record::InvocationMetric;
 use crate::store::RecordStore;
 
@@ -295,9 +297,43 @@ impl InvocationMetricsCollector {
     /// already holds, or a record whose line would be longer than [`MAX_LINE_BYTES`], which
     /// no reader would accept.
     pub fn record(&self, metric: InvocationMetric) -> Result<()> {
+        self.record_given(Cow::Owned(metric))
+    }
+
+    /// Records a metric given as one JSON object — a line of the metrics file, in any key
+    /// order, spacing or [dialect](crate::Dialect) [`parse_line`](crate::parse_line) reads —
+    /// as [`record`](Self::record) does: for callers that hold records as JSON (another
+    /// language's binding, a pipe), without building an [`InvocationMetric`] for each.
+    ///
+    /// Refused with [`Error::Line`] (naming the field) when the text is no valid record,
+    /// and as `record` refuses otherwise.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let collector = invocation_metrics::InvocationMetricsCollector::open(dir.path())?;
+    /// collector.record_json(br#"{"invocationId":"i1","agent":"coder","phase":1,"durationMs":10,"tokens":5,"cost":0.01,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-27T10:00:00.000Z"}"#)?;
+    /// let refused = collector.record_json(br#"{"invocationId":"i2","agent":"coder"}"#);
+    /// assert!(refused.unwrap_err().to_string().contains("phase"));
+    /// assert_eq!(collector.get_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_json(&self, json: &[u8]) -> Result<()> {
+        thread_local! {
+            /// The last record read on this thread, its strings reused for the next.
+            static READ: RefCell<InvocationMetric> = RefCell::new(InvocationMetric::blank());
+        }
+        READ.with_borrow_mut(|metric| {
+            parse_line_into(json, metric)?;
+            self.record_given(Cow::Borrowed(metric))
+        })
+    }
+
+    /// [`record`](Self::record) of an owned metric or a borrowed one (copied only for the
+    /// event, when someone listens).
+    fn record_given(&self, metric: Cow<'_, InvocationMetric>) -> Result<()> {
         metric.validate()?;
         let mut line = Vec::with_capacity(320);
-        serde_json::to_writer(&mut line, &metric)
+        serde_json::to_writer(&mut line, &*metric)
             .map_err(|e| Error::Invalid(ValidationError::new("record", e.to_string())))?;
         if line.len() > MAX_LINE_BYTES {
             return Err(Error::Invalid(ValidationError::new(

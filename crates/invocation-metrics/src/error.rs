@@ -31,6 +31,13 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 
+    /// A metric given as JSON is no valid record ([`record_json`]); the message names the
+    /// field. Nothing was recorded.
+    ///
+    /// [`record_json`]: crate::InvocationMetricsCollector::record_json
+    #[error(transparent)]
+    Line(#[from] crate::parse::LineError),
+
     /// A file-system operation failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

@@ -387,52 +387,87 @@ impl std::str::FromStr for Timestamp {
 /// the very same text.
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0;
-        let year = t.year();
-        if !(0..=9999).contains(&year) {
+        let mut buf = [0; RFC3339_MAX];
+        match self.write_rfc3339(&mut buf) {
+            Some(text) => f.write_str(text),
             // Outside RFC 3339's four-digit years (only a Timestamp built in code, never a
             // validated record, gets here): the time crate's extended form.
-            return match t.format(&time::format_description::well_known::Rfc3339) {
+            None => match self.0.format(&time::format_description::well_known::Rfc3339) {
                 Ok(s) => f.write_str(&s),
                 Err(_) => Err(std::fmt::Error),
-            };
+            },
         }
-        write!(
-            f,
-            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )?;
+    }
+}
+
+/// The longest text [`Timestamp::write_rfc3339`] writes: `2026-11-27T10:00:00.123456789+05:30`.
+const RFC3339_MAX: usize = 35;
+
+impl Timestamp {
+    /// Writes the text [`Display`](std::fmt::Display) gives into `buf`, digit by digit
+    /// (every record written goes through here, and `format!`'s padding machinery cost a
+    /// few hundred nanoseconds); `None` for a year outside 0..=9999.
+    fn write_rfc3339<'b>(&self, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
+        let t = self.0;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut len = 0;
+        let mut put = |digits: u32, width: usize, then: Option<u8>| {
+            let mut rest = digits;
+            for at in (len..len + width).rev() {
+                buf[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            len += width;
+            if let Some(byte) = then {
+                buf[len] = byte;
+                len += 1;
+            }
+        };
+        put(year, 4, Some(b'-'));
+        put(u8::from(t.month()).into(), 2, Some(b'-'));
+        put(t.day().into(), 2, Some(b'T'));
+        put(t.hour().into(), 2, Some(b':'));
+        put(t.minute().into(), 2, Some(b':'));
+        put(t.second().into(), 2, Some(b'.'));
         let nanos = t.nanosecond();
         if nanos.is_multiple_of(1_000_000) {
-            write!(f, ".{:03}", nanos / 1_000_000)?;
+            put(nanos / 1_000_000, 3, None);
         } else if nanos.is_multiple_of(1_000) {
-            write!(f, ".{:06}", nanos / 1_000)?;
+            put(nanos / 1_000, 6, None);
         } else {
-            write!(f, ".{nanos:09}")?;
+            put(nanos, 9, None);
         }
         let offset = t.offset();
         if offset.is_utc() {
-            f.write_str("Z")
+            buf[len] = b'Z';
+            len += 1;
         } else {
             let (hours, minutes, _) = offset.as_hms();
-            let sign = if offset.is_negative() { '-' } else { '+' };
-            write!(
-                f,
-                "{sign}{:02}:{:02}",
-                hours.unsigned_abs(),
-                minutes.unsigned_abs()
-            )
+            buf[len] = if offset.is_negative() { b'-' } else { b'+' };
+            len += 1;
+            let mut put = |digits: u8, then: Option<u8>| {
+                buf[len] = b'0' + digits / 10;
+                buf[len + 1] = b'0' + digits % 10;
+                len += 2;
+                if let Some(byte) = then {
+                    buf[len] = byte;
+                    len += 1;
+                }
+            };
+            put(hours.unsigned_abs(), Some(b':'));
+            put(minutes.unsigned_abs(), None);
         }
+        std::str::from_utf8(&buf[..len]).ok()
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buf = [0; RFC3339_MAX];
+        match self.write_rfc3339(&mut buf) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -641,5 +676,59 @@ mod tests {
                 .to_utc_millis_string(),
             "1970-01-01T00:00:01.500Z"
         );
+    }
+
+    /// The text as `format!` writes it: what the digit-by-digit writer must match.
+    fn reference_text(t: time::OffsetDateTime) -> String {
+        let nanos = t.nanosecond();
+        let fraction = if nanos.is_multiple_of(1_000_000) {
+            format!("{:03}", nanos / 1_000_000)
+        } else if nanos.is_multiple_of(1_000) {
+            format!("{:06}", nanos / 1_000)
+        } else {
+            format!("{nanos:09}")
+        };
+        let offset = t.offset();
+        let zone = if offset.is_utc() {
+            "Z".to_owned()
+        } else {
+            let (h, m, _) = offset.as_hms();
+            let sign = if offset.is_negative() { '-' } else { '+' };
+            format!("{sign}{:02}:{:02}", h.unsigned_abs(), m.unsigned_abs())
+        };
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction}{zone}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_are_written_as_format_would_write_them(
+            seconds in -62_135_596_800i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+            granularity in 0usize..3,
+            offset_minutes in -1439i32..=1439,
+        ) {
+            let nanos = nanos - nanos % [1_000_000, 1_000, 1][granularity];
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+            let t = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+                .replace_nanosecond(nanos).unwrap()
+                .to_offset(offset);
+            proptest::prop_assume!((0..=9999).contains(&t.year()));
+            let written = Timestamp::from(t).to_string();
+            proptest::prop_assert_eq!(&written, &reference_text(t));
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&Timestamp::from(t)).unwrap(),
+                format!("\"{written}\"")
+            );
+            let back: Timestamp = written.parse().unwrap();
+            proptest::prop_assert_eq!(back.as_offset_date_time(), t);
+        }
     }
 }

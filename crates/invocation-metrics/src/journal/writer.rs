@@ -2,6 +2,7 @@
 //! only, many records per write when they queue up (group commit), and syncs per the
 //! durability policy.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -201,7 +202,7 @@ impl Journal {
     /// order agrees. Refuses, changing nothing, a metric whose id was taken before.
     pub fn append(
         &self,
-        metric: InvocationMetric,
+        metric: Cow<'_, InvocationMetric>,
         line: &[u8],
         on_accept: impl FnOnce(&InvocationMetric),
     ) -> Result<(), Error> {
@@ -232,7 +233,7 @@ impl Journal {
         state.recorded += 1;
         if self.bus.has_subscribers() {
             self.bus
-                .publish(FleetEvent::MetricRecorded(Arc::new(metric)));
+                .publish(FleetEvent::MetricRecorded(Arc::new(metric.into_owned())));
         }
         // The first line of a batch wakes an idle writer, which then lets it linger up to
         // `LINGER` for company; a long queue wakes it to write now. (A flush nudges it
