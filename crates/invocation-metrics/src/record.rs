@@ -392,7 +392,10 @@ impl std::fmt::Display for Timestamp {
             Some(text) => f.write_str(text),
             // Outside RFC 3339's four-digit years (only a Timestamp built in code, never a
             // validated record, gets here): the time crate's extended form.
-            None => match self.0.format(&time::format_description::well_known::Rfc3339) {
+            None => match self
+                .0
+                .format(&time::format_description::well_known::Rfc3339)
+            {
                 Ok(s) => f.write_str(&s),
                 Err(_) => Err(std::fmt::Error),
             },

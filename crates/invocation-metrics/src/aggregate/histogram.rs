@@ -71,8 +71,7 @@ impl Counts {
             Self::Few(pairs) => match pairs.binary_search_by_key(&key, |(b, _)| *b) {
                 Ok(at) => pairs[at].1 += n,
                 Err(_) if pairs.len() == FEW_MAX => {
-                    let mut counts: HashMap<u32, u64, FastHash> =
-                        pairs.iter().copied().collect();
+                    let mut counts: HashMap<u32, u64, FastHash> = pairs.iter().copied().collect();
                     counts.insert(key, n);
                     *self = Self::Sparse(counts);
                 }
