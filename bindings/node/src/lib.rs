@@ -44,7 +44,9 @@ pub struct NativeCollector {
 #[napi]
 pub fn record(handle: &External<Shared>, metric_json: String) -> Result<()> {
     let open = handle.read().unwrap_or_else(|e| e.into_inner());
-    let collector = open.as_ref().ok_or_else(|| error("the collector is closed"))?;
+    let collector = open
+        .as_ref()
+        .ok_or_else(|| error("the collector is closed"))?;
     collector.record_json(metric_json.as_bytes()).map_err(error)
 }
 

@@ -62,7 +62,7 @@ fn bad_json_is_refused_naming_the_field_and_nothing_is_recorded() {
         ),
         ("not json", "JSON"),
         // The id of the record already held.
-        (&LINES[0].to_owned() as &str, "invocationId"),
+        (LINES[0], "invocationId"),
     ];
     for (line, field) in cases {
         let err = collector.record_json(line.as_bytes()).unwrap_err();
