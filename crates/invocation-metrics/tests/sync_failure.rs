@@ -2,7 +2,8 @@
 //! `fdatasync` fails (EIO, from the `LD_PRELOAD` shim of `power_cut/sync_log.c`), every
 //! durable wait fails — `sync`, `checkpoint`, a flush under `Always`, `close` — even once
 //! the disk would answer again (Linux marks the failed pages clean, so a retry would
-//! "succeed" without writing them). Writes go on, and a plain flush still answers.
+//! "succeed" without writing them). Writes go on, and a plain flush still answers. Under
+//! `Buffered`, whose close promises no sync, close is not failed by it.
 
 mod common;
 
@@ -55,6 +56,20 @@ fn sync_failure_child() {
     println!("no checkpoint saved: {}", store.load().unwrap().is_none());
     println!("plain flush answers: {}", collector.flush().is_ok());
     println!("close reports it: {}", is_sync_failure(collector.close()));
+
+    // Under Buffered, close promises no sync, so an earlier failed one is not its error.
+    let buffered = InvocationMetricsCollector::builder(dir.join("buffered"))
+        .durability(Durability::Buffered)
+        .open()
+        .unwrap();
+    buffered.record(common::metric("buffered", 3)).unwrap();
+    std::fs::write(&trigger, b"").unwrap();
+    println!(
+        "a buffered sync fails: {}",
+        is_sync_failure(buffered.sync())
+    );
+    std::fs::remove_file(&trigger).unwrap();
+    println!("a buffered close does not: {}", buffered.close().is_ok());
 }
 
 #[test]
@@ -72,6 +87,8 @@ fn after_a_failed_sync_no_durable_wait_succeeds() {
             "no checkpoint saved: true",
             "plain flush answers: true",
             "close reports it: true",
+            "a buffered sync fails: true",
+            "a buffered close does not: true",
         ],
     );
     // Every record was written all the same.
