@@ -10,6 +10,9 @@
  * For tests/sync_failure.rs: while the file named by INVMETRICS_FAIL_SYNC_IF exists, a sync
  * of a file whose name ends in "invocations.jsonl" fails with EIO, as a failing disk's does.
  * For tests/failed_cut.rs: the same for ftruncate while INVMETRICS_FAIL_TRUNCATE_IF exists.
+ * For tests/hung_disk.rs: while INVMETRICS_HANG_WRITE_IF exists, a write to that file blocks,
+ * as on a disk that stopped answering (for at most 30 s); "<trigger>.blocked" exists while
+ * one is blocked.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -114,4 +117,26 @@ int fsync(int fd) {
 
 int fdatasync(int fd) {
     return sync_with("fdatasync", fd);
+}
+
+/* write: blocks on demand (see above). */
+ssize_t write(int fd, const void *buf, size_t count) {
+    static ssize_t (*real)(int, const void *, size_t);
+    if (real == NULL) {
+        real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    }
+    if (should_fail_if(fd, "INVMETRICS_HANG_WRITE_IF")) {
+        const char *trigger = getenv("INVMETRICS_HANG_WRITE_IF");
+        char marker[4200];
+        snprintf(marker, sizeof marker, "%s.blocked", trigger);
+        int m = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (m >= 0) {
+            close(m);
+        }
+        for (int i = 0; i < 3000 && access(trigger, F_OK) == 0; i++) {
+            usleep(10000);
+        }
+        unlink(marker);
+    }
+    return real(fd, buf, count);
 }
