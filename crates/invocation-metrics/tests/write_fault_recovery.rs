@@ -58,11 +58,16 @@ fn records_survive_a_full_disk_and_land_in_order_once_space_returns() {
     while let Err(e) = collector.flush() {
         assert!(Instant::now() < deadline, "writer never recovered: {e}");
     }
-    let mut recovered = false;
+    let (mut recovered, mut first_failure) = (false, None);
     while let Ok(event) = events.try_recv() {
         recovered |= matches!(event, FleetEvent::WriteRecovered { .. });
+        if let FleetEvent::WriteFailed { pending, .. } = event {
+            first_failure.get_or_insert(pending);
+        }
     }
     assert!(recovered, "a WriteRecovered event was published");
+    // The failure's event counts the records not yet in the file, as the error did.
+    assert_eq!(first_failure, Some(70 - lines_in_file));
 
     let ids: Vec<String> = common::lines(collector.path())
         .iter()
