@@ -162,7 +162,14 @@ impl CollectorBuilder {
 }
 
 /// Takes the exclusive advisory lock that makes one writer per metrics directory; it is held
-/// until the returned file is dropped. Fails at once with [`Error::Locked`] if it is taken.
+/// until the returned file is dropped. Fails with [`Error::Locked`] if it stays taken for
+/// [`LOCK_PATIENCE`].
+///
+/// Why not fail at the first refusal: a lock just released can still be held for a moment
+/// by a child process the program is starting. The lock belongs to the open file, and a
+/// child forked by another thread keeps a copy of every descriptor until it runs its program
+/// (which closes them: they are close-on-exec) — so closing a collector and reopening its
+/// directory at once failed now and then in a program that spawns processes.
 pub(crate) fn lock_directory(dir: &Path) -> Result<File> {
     let lock_path = dir.join(LOCK_FILE_NAME);
     let lock = OpenOptions::new()
@@ -171,12 +178,25 @@ pub(crate) fn lock_directory(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&lock_path)
         .map_err(|e| Error::io("create lock file", &lock_path, e))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: lock_path }),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", &lock_path, e)),
+    let give_up = Instant::now() + LOCK_PATIENCE;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < give_up => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path, e)),
+        }
     }
 }
+
+/// How long opening waits for a directory's lock before reporting it taken: far longer than
+/// a child process takes to start its program, short enough that a real second writer is
+/// told at once, as a person counts it.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
 /// Whether a collector (in any process on this machine) holds the lock of the metrics
 /// directory `dir` — whether its file is being appended to right now.

@@ -1,4 +1,5 @@
-//! One writer per directory: a second open fails at once and does not disturb the first.
+//! One writer per directory: a second open fails and does not disturb the first; a lock just
+//! released is taken even while other threads start child processes.
 
 mod common;
 
@@ -26,6 +27,33 @@ fn second_open_in_the_same_process_is_refused_until_the_first_closes() {
 
     let second = InvocationMetricsCollector::open(dir.path()).unwrap();
     assert_eq!(second.load_from_disk(0).unwrap().loaded, 2);
+}
+
+/// A child process being started holds a copy of every descriptor until it runs its
+/// program, the lock's included: closing and reopening at once while another thread starts
+/// processes must still get the lock (it once failed in CI this way).
+#[test]
+fn reopening_at_once_works_while_other_threads_start_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    for round in 0..200 {
+        let collector = InvocationMetricsCollector::open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        collector
+            .record(common::metric(format!("r{round}"), round))
+            .unwrap();
+        collector.close().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
 }
 
 #[test]
