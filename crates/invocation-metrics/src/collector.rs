@@ -332,8 +332,8 @@ impl InvocationMetricsCollector {
     /// # let dir = tempfile::tempdir()?;
     /// let collector = invocation_metrics::InvocationMetricsCollector::open(dir.path())?;
     /// collector.record_json(br#"{"invocationId":"i1","agent":"coder","phase":1,"durationMs":10,"tokens":5,"cost":0.01,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-27T10:00:00.000Z"}"#)?;
-    /// let refused = collector.record_json(br#"{"invocationId":"i2","agent":"coder"}"#);
-    /// assert!(refused.unwrap_err().to_string().contains("phase"));
+    /// let refused = collector.record_json(br#"{"invocationId":"i2","agent":"coder","phase":1,"durationMs":-10,"tokens":5,"cost":0.01,"exitCode":0,"success":true,"attempt":1,"outputParsed":true,"timestamp":"2026-11-27T10:00:00.000Z"}"#);
+    /// assert!(refused.unwrap_err().to_string().contains("durationMs"));
     /// assert_eq!(collector.get_count(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
