@@ -270,23 +270,19 @@ mod tests {
         durations.iter().for_each(|d| whole.add(*d));
         assert!(matches!(whole.counts, Counts::Dense(_)));
 
-        let parts: Vec<DurationHistogram> = durations
-            .chunks(100)
-            .map(|chunk| {
-                let mut h = DurationHistogram::default();
-                chunk.iter().for_each(|d| h.add(*d));
-                h
-            })
-            .collect();
+        let histograms_of_chunks = |size: usize| -> Vec<DurationHistogram> {
+            durations
+                .chunks(size)
+                .map(|chunk| {
+                    let mut h = DurationHistogram::default();
+                    chunk.iter().for_each(|d| h.add(*d));
+                    h
+                })
+                .collect()
+        };
+        let parts = histograms_of_chunks(100);
         assert!(parts.iter().all(|h| matches!(h.counts, Counts::Sparse(_))));
-        let few: Vec<DurationHistogram> = durations
-            .chunks(20)
-            .map(|chunk| {
-                let mut h = DurationHistogram::default();
-                chunk.iter().for_each(|d| h.add(*d));
-                h
-            })
-            .collect();
+        let few = histograms_of_chunks(20);
         assert!(few.iter().all(|h| matches!(h.counts, Counts::Few(_))));
         let mut merged_few = DurationHistogram::default();
         few.iter().rev().for_each(|h| merged_few.merge(h));
