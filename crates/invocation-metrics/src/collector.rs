@@ -135,16 +135,21 @@ impl CollectorBuilder {
         ));
         let writer = {
             let journal = Arc::clone(&journal);
+            // The writer thread owns the lock: it is released when the last thing that
+            // could append to the file is gone. A writer stuck on a hung disk past a drop's
+            // wait keeps it, so no new collector appends while the old one may still write.
             std::thread::Builder::new()
                 .name("invmetrics-writer".into())
-                .spawn(move || journal.run_writer(file))
+                .spawn(move || {
+                    let _lock = lock;
+                    journal.run_writer(file);
+                })
                 .map_err(|e| Error::io("start the writer thread for", &path, e))?
         };
         Ok(InvocationMetricsCollector {
             dir,
             journal,
             writer: Some(writer),
-            _lock: lock,
             aggregate_options: self.aggregate,
             // Without the records, the aggregate is all there is: its per-record state
             // (record times, retries) spills to a temporary file past a few MB, as a bulk
@@ -258,8 +263,8 @@ pub struct LoadReport {
 pub struct InvocationMetricsCollector {
     dir: PathBuf,
     journal: Arc<Journal>,
+    /// The writer thread, which holds the directory's lock.
     writer: Option<JoinHandle<()>>,
-    _lock: File,
     aggregate_options: AggregateOptions,
     /// How many in-memory records are folded into the accumulator, and the accumulator.
     aggregate: Mutex<(usize, MetricsAccumulator)>,

@@ -1,14 +1,15 @@
 //! A disk that stops answering (a `write` that blocks, from the `LD_PRELOAD` shim of
 //! `power_cut/sync_log.c`) does not hang the program that drops its collector: the drop
 //! waits its few seconds for the queue, reports the records it could not write, and returns
-//! without waiting for the stuck writer thread.
+//! without waiting for the stuck writer thread — which keeps the directory's lock until it
+//! has finished, so that no new collector appends while it still may.
 
 mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use invocation_metrics::InvocationMetricsCollector;
+use invocation_metrics::{Error, InvocationMetricsCollector};
 
 const CHILD_DIR: &str = "INVMETRICS_HUNG_DISK_CHILD_DIR";
 const TRIGGER: &str = "INVMETRICS_HANG_WRITE_IF";
@@ -21,7 +22,8 @@ fn hung_disk_child() {
     };
     let trigger = PathBuf::from(std::env::var(TRIGGER).unwrap());
     let blocked = PathBuf::from(format!("{}.blocked", trigger.display()));
-    let collector = InvocationMetricsCollector::open(PathBuf::from(dir)).unwrap();
+    let dir = PathBuf::from(dir);
+    let collector = InvocationMetricsCollector::open(&dir).unwrap();
     collector.record(common::metric("written", 0)).unwrap();
     println!("a healthy flush: {}", collector.flush().is_ok());
 
@@ -37,7 +39,33 @@ fn hung_disk_child() {
         "drop returned while the write still hung: {}",
         blocked.exists()
     );
+    // The stuck writer may still append: nobody else may open the directory meanwhile.
+    println!(
+        "a new collector is refused meanwhile: {}",
+        matches!(
+            InvocationMetricsCollector::open(&dir),
+            Err(Error::Locked { .. })
+        )
+    );
+    // Once the disk answers, the old writer finishes its line and lets the lock go.
     std::fs::remove_file(&trigger).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reopened = loop {
+        match InvocationMetricsCollector::open(&dir) {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => continue,
+            other => break other.unwrap(),
+        }
+    };
+    reopened.load_from_disk(0).unwrap();
+    let ids: Vec<String> = reopened
+        .get_all()
+        .into_iter()
+        .map(|m| m.invocation_id)
+        .collect();
+    println!(
+        "afterwards both records are in the file: {}",
+        ids == ["written", "stuck"]
+    );
 }
 
 #[test]
@@ -52,6 +80,8 @@ fn dropping_a_collector_on_a_hung_disk_returns() {
             "a healthy flush: true",
             "the writer is stuck in write: true",
             "drop returned while the write still hung: true",
+            "a new collector is refused meanwhile: true",
+            "afterwards both records are in the file: true",
         ],
     );
 }
