@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
-use invocation_metrics::{FileTail, InvocationMetric, METRICS_FILE_NAME, NewLines, parse_line};
+use invocation_metrics::{
+    FileTail, InvocationMetric, METRICS_FILE_NAME, NewLines, parse_line, pico_to_usd, usd_to_pico,
+};
 
 use crate::args::WatchArgs;
 use crate::format::{count, duration_ms, percent, terminal_safe, usd, utc_time};
@@ -225,7 +227,7 @@ impl Live {
 
     fn add(&mut self, m: InvocationMetric) {
         self.records += 1;
-        let cost = (m.cost * 1e12).round() as i128;
+        let cost = usd_to_pico(m.cost);
         let retry = m.attempt > 1;
         for a in [
             &mut self.total,
@@ -311,7 +313,7 @@ impl Live {
             ),
             format!(
                 "cost {}  tokens {}  failures {} ({})  retries {}  {} finished in the last minute",
-                usd(self.total.cost_pico as f64 / 1e12),
+                usd(pico_to_usd(self.total.cost_pico)),
                 count(self.total.tokens),
                 count(self.total.failures),
                 percent(if self.records > 0 {
@@ -346,7 +348,7 @@ impl Live {
                 "{:<24} {:>9} {:>12} {:>14} {:>9} {:>8}",
                 crate::format::shorten_for_terminal(name, 24),
                 count(a.records),
-                usd(a.cost_pico as f64 / 1e12),
+                usd(pico_to_usd(a.cost_pico)),
                 count(a.tokens),
                 count(a.failures),
                 count(a.retries)

@@ -105,7 +105,8 @@ mod tail;
 
 pub use aggregate::{
     AggregateOptions, Breakdown, DEFAULT_BASE_TIER, DEFAULT_BUCKET_WIDTH_MS, GroupSummary,
-    MAX_PARALLELISM_BUCKETS, MetricsAccumulator, MetricsAggregate, ParallelismBucket,
+    MAX_PARALLELISM_BUCKETS, MetricsAccumulator, MetricsAggregate, ParallelismBucket, pico_to_usd,
+    usd_to_pico,
 };
 pub use atomic_file::{write_file_atomically, write_file_atomically_with};
 pub use bus::{DEFAULT_BUS_CAPACITY, FleetEvent, FleetEventBus, RecvError, Subscription};

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use invocation_metrics::{
     AggregateOptions, InvocationMetric, MetricsAccumulator, MetricsAggregate, RecordFold,
+    pico_to_usd, usd_to_pico,
 };
 
 use super::chains::{AgentChains, Picked, RetriedTasks};
@@ -353,7 +354,7 @@ impl Failures {
         if m.success {
             return;
         }
-        let cost = (m.cost * 1e12).round() as i128;
+        let cost = usd_to_pico(m.cost);
         self.cost_pico += cost;
         let mut class = Self::class_of(m);
         // A backstop for memory: a chunk never sees this many classes unless every failure
@@ -418,12 +419,12 @@ impl Failures {
             .map(|(class, s)| FailureClass {
                 class,
                 count: s.count,
-                cost: s.cost_pico as f64 / 1e12,
+                cost: pico_to_usd(s.cost_pico),
                 examples: s.examples.into_iter().map(|(_, _, m)| m).collect(),
             })
             .collect();
         classes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.class.cmp(&b.class)));
-        (classes, self.cost_pico as f64 / 1e12)
+        (classes, pico_to_usd(self.cost_pico))
     }
 }
 
@@ -464,7 +465,7 @@ impl Default for CostOverTime {
 impl CostOverTime {
     fn add(&mut self, m: &InvocationMetric) {
         let key = m.end_ms().div_euclid(self.width_ms);
-        *self.buckets.entry(key).or_default() += (m.cost * 1e12).round() as i128;
+        *self.buckets.entry(key).or_default() += usd_to_pico(m.cost);
         while self.buckets.len() > COST_BUCKETS {
             self.coarsen();
         }
@@ -501,7 +502,7 @@ impl CostOverTime {
             .iter()
             .map(|(key, pico)| {
                 total += pico;
-                ((key + 1) * self.width_ms, total as f64 / 1e12)
+                ((key + 1) * self.width_ms, pico_to_usd(total))
             })
             .collect()
     }

@@ -752,11 +752,22 @@ fn absorb_groups<K: Ord>(into: &mut Groups<K>, mut from: Groups<K>) {
     }
 }
 
-fn usd_to_pico(cost: f64) -> i128 {
+/// A cost in USD as an integer of picodollars (10^-12 USD), rounded: the unit every cost sum
+/// here is kept in, so that sums are exact and the same in any order (`f64` additions are
+/// neither). Use it for sums of your own that must agree with the aggregate's.
+///
+/// ```
+/// use invocation_metrics::{pico_to_usd, usd_to_pico};
+///
+/// let sum: i128 = [0.1, 0.2, 0.3].iter().map(|c| usd_to_pico(*c)).sum();
+/// assert_eq!(pico_to_usd(sum), 0.6); // 0.1 + 0.2 + 0.3 in f64 is 0.6000000000000001
+/// ```
+pub fn usd_to_pico(cost: f64) -> i128 {
     (cost * PICO_PER_USD).round() as i128
 }
 
-fn pico_to_usd(pico: i128) -> f64 {
+/// Picodollars back to USD: the inverse of [`usd_to_pico`].
+pub fn pico_to_usd(pico: i128) -> f64 {
     pico as f64 / PICO_PER_USD
 }
 

@@ -154,7 +154,7 @@ impl MetricState {
             });
         counter.times.add(m);
         counter.invocations += 1;
-        counter.cost_pico += (m.cost * 1e12).round() as i128;
+        counter.cost_pico += crate::usd_to_pico(m.cost);
         counter.changed = true;
 
         for (input, tokens) in [(true, m.input_tokens), (false, m.output_tokens)] {
@@ -214,7 +214,7 @@ impl MetricState {
             invocations.push(point(Number::AsInt(
                 i64::try_from(c.invocations).unwrap_or(i64::MAX),
             )));
-            cost.push(point(Number::AsDouble(c.cost_pico as f64 / 1e12)));
+            cost.push(point(Number::AsDouble(crate::pico_to_usd(c.cost_pico))));
         }
 
         let mut tokens = Vec::new();
