@@ -413,54 +413,61 @@ impl Timestamp {
     fn write_rfc3339<'b>(&self, buf: &'b mut [u8; RFC3339_MAX]) -> Option<&'b str> {
         let t = self.0;
         let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
-        let mut len = 0;
-        let mut put = |digits: u32, width: usize, then: Option<u8>| {
-            let mut rest = digits;
-            for at in (len..len + width).rev() {
-                buf[at] = b'0' + (rest % 10) as u8;
-                rest /= 10;
-            }
-            len += width;
-            if let Some(byte) = then {
-                buf[len] = byte;
-                len += 1;
-            }
-        };
-        put(year, 4, Some(b'-'));
-        put(u8::from(t.month()).into(), 2, Some(b'-'));
-        put(t.day().into(), 2, Some(b'T'));
-        put(t.hour().into(), 2, Some(b':'));
-        put(t.minute().into(), 2, Some(b':'));
-        put(t.second().into(), 2, Some(b'.'));
+        let mut out = Text { buf, len: 0 };
+        out.number(year, 4);
+        out.byte(b'-');
+        out.number(u8::from(t.month()).into(), 2);
+        out.byte(b'-');
+        out.number(t.day().into(), 2);
+        out.byte(b'T');
+        out.number(t.hour().into(), 2);
+        out.byte(b':');
+        out.number(t.minute().into(), 2);
+        out.byte(b':');
+        out.number(t.second().into(), 2);
+        out.byte(b'.');
         let nanos = t.nanosecond();
         if nanos.is_multiple_of(1_000_000) {
-            put(nanos / 1_000_000, 3, None);
+            out.number(nanos / 1_000_000, 3);
         } else if nanos.is_multiple_of(1_000) {
-            put(nanos / 1_000, 6, None);
+            out.number(nanos / 1_000, 6);
         } else {
-            put(nanos, 9, None);
+            out.number(nanos, 9);
         }
         let offset = t.offset();
         if offset.is_utc() {
-            buf[len] = b'Z';
-            len += 1;
+            out.byte(b'Z');
         } else {
             let (hours, minutes, _) = offset.as_hms();
-            buf[len] = if offset.is_negative() { b'-' } else { b'+' };
-            len += 1;
-            let mut put = |digits: u8, then: Option<u8>| {
-                buf[len] = b'0' + digits / 10;
-                buf[len + 1] = b'0' + digits % 10;
-                len += 2;
-                if let Some(byte) = then {
-                    buf[len] = byte;
-                    len += 1;
-                }
-            };
-            put(hours.unsigned_abs(), Some(b':'));
-            put(minutes.unsigned_abs(), None);
+            out.byte(if offset.is_negative() { b'-' } else { b'+' });
+            out.number(hours.unsigned_abs().into(), 2);
+            out.byte(b':');
+            out.number(minutes.unsigned_abs().into(), 2);
         }
+        let Text { buf, len } = out;
         std::str::from_utf8(&buf[..len]).ok()
+    }
+}
+
+/// A timestamp's text being written into a buffer of [`RFC3339_MAX`] bytes.
+struct Text<'b> {
+    buf: &'b mut [u8; RFC3339_MAX],
+    len: usize,
+}
+
+impl Text<'_> {
+    /// `n` in decimal, zero-padded to `width` digits.
+    fn number(&mut self, mut n: u32, width: usize) {
+        for at in (self.len..self.len + width).rev() {
+            self.buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len += width;
+    }
+
+    fn byte(&mut self, byte: u8) {
+        self.buf[self.len] = byte;
+        self.len += 1;
     }
 }
 
