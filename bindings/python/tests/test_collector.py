@@ -13,9 +13,13 @@ from invocation_metrics import CheckpointStore, InvocationMetricsCollector, Load
 
 def test_records_counts_and_returns_every_record_in_order(tmp_path):
     with InvocationMetricsCollector(tmp_path) as collector:
-        for i in range(20):
+        for i in range(19):
             collector.record(metric(i))
-        bare = metric(20)
+        full = metric(19, tier="premium", errorClass="rate-limit", cachedTokens=7)
+        collector.record(full)
+        # After a record with every field, one with only the required ones (None is absent):
+        # nothing of the one before may remain in it.
+        bare = metric(20, tier=None)
         for key in ("taskId", "inputTokens", "outputTokens", "model"):
             del bare[key]
         collector.record(bare)
@@ -23,7 +27,8 @@ def test_records_counts_and_returns_every_record_in_order(tmp_path):
         records = collector.get_all()
         assert [m["invocationId"] for m in records] == [f"inv-{i}" for i in range(21)]
         assert records[3] == metric(3)
-        assert set(records[20]) == set(bare)
+        assert records[19] == full
+        assert set(records[20]) == set(bare) - {"tier"}
     assert collector.closed
 
 

@@ -325,6 +325,14 @@ impl InvocationMetricsCollector {
         self.record_given(Cow::Owned(metric))
     }
 
+    /// [`record`](Self::record) of a borrowed metric: for callers that fill one
+    /// [`InvocationMetric`] again and again (another language's binding converting its own
+    /// values), so that its strings are reused rather than allocated for every record. The
+    /// collector keeps its own copy of what it needs.
+    pub fn record_ref(&self, metric: &InvocationMetric) -> Result<()> {
+        self.record_given(Cow::Borrowed(metric))
+    }
+
     /// Records a metric given as one JSON object — a line of the metrics file, in any key
     /// order, spacing or [dialect](crate::Dialect) [`parse_line`](crate::parse_line) reads —
     /// as [`record`](Self::record) does: for callers that hold records as JSON (another
@@ -358,8 +366,7 @@ impl InvocationMetricsCollector {
     fn record_given(&self, metric: Cow<'_, InvocationMetric>) -> Result<()> {
         metric.validate()?;
         let mut line = Vec::with_capacity(320);
-        serde_json::to_writer(&mut line, &*metric)
-            .map_err(|e| Error::Invalid(ValidationError::new("record", e.to_string())))?;
+        metric.write_json(&mut line);
         if line.len() > MAX_LINE_BYTES {
             return Err(Error::Invalid(ValidationError::new(
                 "record",
