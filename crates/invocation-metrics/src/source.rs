@@ -251,6 +251,36 @@ impl MetricsScan {
         self
     }
 
+    /// Hands on a group's records that are neither repeats nor filtered out, and empties it.
+    /// The ids go into the set first, all together: inserted one at a time, between records,
+    /// each missed the cache and the TLB (a fifth of an export's CPU); in one tight loop the
+    /// misses overlap.
+    fn settle(&mut self, group: &mut Group, on_record: &mut impl FnMut(&InvocationMetric)) {
+        let Group {
+            records,
+            hashes,
+            fresh,
+            len,
+        } = group;
+        fresh.clear();
+        if self.keep_duplicates {
+            fresh.resize(*len, true);
+        } else {
+            fresh.extend(hashes[..*len].iter().map(|h| self.seen.insert(*h)));
+        }
+        for (metric, fresh) in records[..*len].iter().zip(fresh.iter()) {
+            if !fresh {
+                self.report.duplicates += 1;
+            } else if !self.filter.matches(metric) {
+                self.report.filtered_out += 1;
+            } else {
+                self.report.kept += 1;
+                on_record(metric);
+            }
+        }
+        *len = 0;
+    }
+
     fn memory_budget(&self) -> usize {
         self.memory_budget
             .unwrap_or(crate::aggregate::log::DEFAULT_SPILL_BUDGET_BYTES)
@@ -280,21 +310,18 @@ impl MetricsScan {
             name: name.to_owned(),
             ..InputReport::default()
         };
+        let mut group = Group::default();
         let stats = visit_records(
             BufReader::with_capacity(READ_BUFFER_BYTES, reader),
             InputStart::Yes,
             |_, metric| {
-                if !self.keep_duplicates && !self.seen.insert(id_hash(&metric.invocation_id)) {
-                    self.report.duplicates += 1;
-                } else if !self.filter.matches(metric) {
-                    self.report.filtered_out += 1;
-                } else {
-                    self.report.kept += 1;
-                    on_record(metric);
+                if group.push(metric) {
+                    self.settle(&mut group, &mut on_record);
                 }
             },
             |problem| input.problems.push(problem),
         )?;
+        self.settle(&mut group, &mut on_record);
         input.records = stats.records;
         input.bytes = stats.bytes;
         self.report.inputs.push(input);
@@ -560,6 +587,34 @@ impl Dedup<'_> {
                 repeats
             }
         }
+    }
+}
+
+/// Records read by [`MetricsScan::visit`] and not yet handed on, with their id hashes; the
+/// records' buffers are reused group after group.
+#[derive(Default)]
+struct Group {
+    records: Vec<InvocationMetric>,
+    hashes: Vec<u64>,
+    /// Per record, whether its id is new (scratch for [`MetricsScan::settle`]).
+    fresh: Vec<bool>,
+    len: usize,
+}
+
+impl Group {
+    /// How many records wait to be settled together.
+    const SIZE: usize = 64;
+
+    /// Adds a copy of `metric`; whether the group is now full.
+    fn push(&mut self, metric: &InvocationMetric) -> bool {
+        match self.records.get_mut(self.len) {
+            Some(slot) => slot.clone_from(metric),
+            None => self.records.push(metric.clone()),
+        }
+        self.hashes.truncate(self.len);
+        self.hashes.push(id_hash(&metric.invocation_id));
+        self.len += 1;
+        self.len == Self::SIZE
     }
 }
 

@@ -130,3 +130,51 @@ fn a_fold_sees_the_sequential_records_at_their_positions() {
     assert_eq!(seen.0, expected);
     assert_eq!(scan.finish().kept, expected.len() as u64);
 }
+
+/// The sequential read against a reference written here: in file order, the first record of
+/// each id that the filter keeps — over repeats near and far apart, across two inputs.
+#[test]
+fn sequential_read_hands_on_the_first_of_each_id_in_file_order() {
+    let ids = |range: std::ops::Range<u64>| range.map(|i| format!("r{}", (i * 7919) % 997));
+    let inputs: Vec<Vec<invocation_metrics::InvocationMetric>> = [0..1500, 1500..2100]
+        .into_iter()
+        .map(|range| {
+            ids(range.clone())
+                .zip(range)
+                .map(|(id, i)| common::metric(id, i))
+                .collect()
+        })
+        .collect();
+    let filter = RecordFilter {
+        agents: vec!["coder".into()],
+        ..RecordFilter::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let (mut expected, mut duplicates, mut filtered_out) = (Vec::new(), 0, 0);
+    for m in inputs.iter().flatten() {
+        if !seen.insert(m.invocation_id.clone()) {
+            duplicates += 1;
+        } else if m.agent != "coder" {
+            filtered_out += 1;
+        } else {
+            expected.push(m.to_json_line());
+        }
+    }
+
+    let mut scan = MetricsScan::new(filter);
+    let mut kept = Vec::new();
+    for (n, input) in inputs.iter().enumerate() {
+        let file: String = input.iter().map(|m| m.to_json_line() + "\n").collect();
+        scan.visit(&format!("input {n}"), file.as_bytes(), |m| {
+            kept.push(serde_json::to_string(m).unwrap())
+        })
+        .unwrap();
+    }
+    let report = scan.finish();
+    assert_eq!(kept, expected);
+    assert_eq!(
+        (report.duplicates, report.filtered_out),
+        (duplicates, filtered_out)
+    );
+    assert!(duplicates > 1000 && !expected.is_empty());
+}
