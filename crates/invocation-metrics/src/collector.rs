@@ -198,6 +198,16 @@ pub(crate) fn lock_directory(dir: &Path) -> Result<File> {
     }
 }
 
+/// A device number's major and minor parts, as glibc encodes them (`major(3)`, `minor(3)`):
+/// the table of file locks names a file's device by these.
+fn major_minor(dev: u64) -> (u64, u64) {
+    // Each part's low bits sit below the other's high bits: mask exactly, or a major past
+    // 4095 leaks into the minor.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+    (major, minor)
+}
+
 /// How long opening waits for a directory's lock before reporting it taken: far longer than
 /// a child process takes to start its program, short enough that a real second writer is
 /// told at once, as a person counts it.
@@ -217,10 +227,7 @@ pub fn has_live_writer(dir: &Path) -> bool {
     let Ok(table) = fs::read_to_string("/proc/locks") else {
         return false;
     };
-    // glibc's encoding of a device number.
-    let dev = lock.dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let (major, minor) = major_minor(lock.dev());
     let wanted = format!("{major:02x}:{minor:02x}:{}", lock.ino());
     // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are marked "->".
     table.lines().any(|line| {
@@ -663,5 +670,33 @@ impl Drop for InvocationMetricsCollector {
         {
             tracing::error!("metrics collector dropped with records unwritten: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// glibc's `makedev(3)`, the inverse of [`major_minor`], written out from its definition.
+    fn makedev(major: u64, minor: u64) -> u64 {
+        ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
+    }
+
+    #[test]
+    fn device_numbers_split_as_glibc_splits_them() {
+        // Small numbers (a disk: 8:1; a virtual disk: 254:1) and parts past the 8 and 12
+        // bits the old 16-bit encoding held, where the high bits live apart from the low.
+        for (major, minor) in [
+            (8, 1),
+            (254, 1),
+            (0, 0),
+            (0xabc, 0xde),
+            (0x12345, 0x6789a),
+            (0xffff_ffff, 0xffff_ffff),
+        ] {
+            assert_eq!(major_minor(makedev(major, minor)), (major, minor));
+        }
+        // An NVMe partition as `stat` reports it: device 0x10301, that is 259:1.
+        assert_eq!(major_minor(0x10301), (259, 1));
     }
 }
