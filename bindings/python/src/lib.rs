@@ -22,6 +22,7 @@ use invocation_metrics::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 create_exception!(
@@ -149,26 +150,25 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("invalid `{field}`: {reason}"))
 }
 
-/// The seed's keys, in the order a dict's fields are converted (and so the order in which a
-/// metric with several bad fields is refused).
+/// The seed's keys, in the seed's order (the order most dicts give them in).
 const KEYS: [&str; 18] = [
-    "timestamp",
-    "phase",
-    "attempt",
-    "cost",
-    "exitCode",
     "invocationId",
     "agent",
+    "phase",
     "taskId",
     "durationMs",
     "tokens",
     "inputTokens",
     "outputTokens",
     "cachedTokens",
+    "cost",
+    "exitCode",
     "success",
+    "attempt",
     "outputParsed",
     "model",
     "tier",
+    "timestamp",
     "errorClass",
 ];
 
@@ -176,28 +176,35 @@ const KEYS: [&str; 18] = [
 /// before any comparison of text, where a search of the list compared up to 18 strings.
 fn slot_of(key: &str) -> Option<usize> {
     let slot = match key {
-        "timestamp" => 0,
-        "phase" => 1,
-        "attempt" => 2,
-        "cost" => 3,
-        "exitCode" => 4,
-        "invocationId" => 5,
-        "agent" => 6,
-        "taskId" => 7,
-        "durationMs" => 8,
-        "tokens" => 9,
-        "inputTokens" => 10,
-        "outputTokens" => 11,
-        "cachedTokens" => 12,
-        "success" => 13,
-        "outputParsed" => 14,
-        "model" => 15,
-        "tier" => 16,
+        "invocationId" => 0,
+        "agent" => 1,
+        "phase" => 2,
+        "taskId" => 3,
+        "durationMs" => 4,
+        "tokens" => 5,
+        "inputTokens" => 6,
+        "outputTokens" => 7,
+        "cachedTokens" => 8,
+        "cost" => 9,
+        "exitCode" => 10,
+        "success" => 11,
+        "attempt" => 12,
+        "outputParsed" => 13,
+        "model" => 14,
+        "tier" => 15,
+        "timestamp" => 16,
         "errorClass" => 17,
         _ => return None,
     };
     debug_assert_eq!(KEYS[slot], key);
     Some(slot)
+}
+
+/// [`KEYS`] as interned Python strings. A key written literally in Python source is this
+/// very object, so most keys are found by comparing pointers, without reading their text.
+fn interned_keys(py: Python<'_>) -> &[Py<PyString>; KEYS.len()] {
+    static INTERNED: GILOnceCell<[Py<PyString>; KEYS.len()]> = GILOnceCell::new();
+    INTERNED.get_or_init(py, || KEYS.map(|k| PyString::intern(py, k).unbind()))
 }
 
 /// Fills `metric` from a dict with the seed's camelCase keys (what the line parser does for
@@ -207,34 +214,44 @@ fn slot_of(key: &str) -> Option<usize> {
 /// One pass over the dict's items, each key matched to its field, rather than a lookup per
 /// field: 18 hash lookups were a third of the conversion.
 fn fill_metric_from_dict(d: &Bound<'_, PyDict>, metric: &mut InvocationMetric) -> PyResult<()> {
+    let interned = interned_keys(d.py());
     let mut given: [Option<Bound<'_, PyAny>>; KEYS.len()] = Default::default();
+    // Where the next key is likely to be in KEYS: just after the last one.
+    let mut next = 0;
     for (key, value) in d.iter() {
-        let Ok(key) = key.downcast::<PyString>() else {
-            continue;
+        let slot = if interned[next].as_ptr() == key.as_ptr() {
+            Some(next)
+        } else if let Some(slot) = interned.iter().position(|k| k.as_ptr() == key.as_ptr()) {
+            Some(slot)
+        } else {
+            // A key built at run time (json.loads, a comprehension): by its text.
+            key.downcast::<PyString>()
+                .ok()
+                .and_then(|k| k.to_str().ok().and_then(slot_of))
         };
-        let Ok(key) = key.to_str() else { continue };
-        if let Some(slot) = slot_of(key) {
+        if let Some(slot) = slot {
             given[slot] = Some(value).filter(|v| !v.is_none());
+            next = (slot + 1) % KEYS.len();
         }
     }
     let [
-        timestamp,
-        phase,
-        attempt,
-        cost,
-        exit_code,
         invocation_id,
         agent,
+        phase,
         task_id,
         duration_ms,
         tokens,
         input_tokens,
         output_tokens,
         cached_tokens,
+        cost,
+        exit_code,
         success,
+        attempt,
         output_parsed,
         model,
         tier,
+        timestamp,
         error_class,
     ] = given;
     let required = |name: &'static str| move || invalid(name, "is missing");
@@ -377,7 +394,7 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// The collector behind `InvocationMetricsCollector`.
-#[pyclass(module = "invocation_metrics._native")]
+#[pyclass(module = "invocation_metrics._native", frozen)]
 struct NativeCollector {
     /// `None` once closed.
     inner: Mutex<Option<Arc<InvocationMetricsCollector>>>,
@@ -567,7 +584,7 @@ impl NativeCollector {
 }
 
 /// A subscription to a collector's records, read from a Python thread.
-#[pyclass(module = "invocation_metrics._native")]
+#[pyclass(module = "invocation_metrics._native", frozen)]
 struct NativeSubscription {
     inner: Mutex<Subscription>,
 }
@@ -613,7 +630,7 @@ impl NativeSubscription {
 }
 
 /// The checkpoint store behind `CheckpointStore`.
-#[pyclass(module = "invocation_metrics._native")]
+#[pyclass(module = "invocation_metrics._native", frozen)]
 struct NativeCheckpointStore {
     store: CheckpointStore,
 }
