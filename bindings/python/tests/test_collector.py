@@ -199,3 +199,16 @@ def test_self_containing_and_non_unicode_values_are_refused_naming_the_field(tmp
         collector.record(metric(3, notes=loop))
         collector.record(MappingProxyType(metric(4)))
         assert [m["invocationId"] for m in collector.get_all()] == ["inv-3", "inv-4"]
+
+
+def test_keys_built_at_run_time_and_any_key_order_are_read_alike(tmp_path):
+    # Keys from json.loads and from joined text are not the interned literals; a reversed dict
+    # gives its keys in another order. Each must read as the literal one does.
+    literal = metric(1, tier="premium")
+    from_json = json.loads(json.dumps(metric(2, tier="premium")))
+    joined = {"".join(list(k)): v for k, v in metric(3, tier="premium").items()}
+    reversed_order = dict(reversed(list(metric(4, tier="premium").items())))
+    with InvocationMetricsCollector(tmp_path) as collector:
+        for m in (literal, from_json, joined, reversed_order):
+            collector.record(m)
+        assert collector.get_all() == [literal, from_json, joined, reversed_order]
