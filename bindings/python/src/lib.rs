@@ -458,7 +458,16 @@ impl NativeCollector {
         match metric.downcast::<PyDict>() {
             // A dict's fields are read directly: through JSON, the conversion cost twice
             // what the collector's own work does.
-            Ok(dict) => CONVERTED.with_borrow_mut(|converted| {
+            Ok(dict) => CONVERTED.with(|cell| {
+                // Python code can run during a conversion (a `__float__`, a tzinfo's
+                // `utcoffset`, a finaliser) and record on this thread again: that inner
+                // call converts into a record of its own.
+                let mut fresh = None;
+                let mut reused = cell.try_borrow_mut().ok();
+                let converted = match reused.as_deref_mut() {
+                    Some(converted) => converted,
+                    None => fresh.insert(InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH)),
+                };
                 fill_metric_from_dict(dict, converted)?;
                 self.collector()?.record_ref(converted).map_err(to_py)
             }),

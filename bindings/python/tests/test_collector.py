@@ -212,3 +212,19 @@ def test_keys_built_at_run_time_and_any_key_order_are_read_alike(tmp_path):
         for m in (literal, from_json, joined, reversed_order):
             collector.record(m)
         assert collector.get_all() == [literal, from_json, joined, reversed_order]
+
+
+def test_python_code_run_during_a_conversion_may_record_too(tmp_path):
+    # A cost given as an object whose __float__ records another metric on the same thread
+    # while the first is being converted: both are recorded, the inner one first.
+    with InvocationMetricsCollector(tmp_path) as collector:
+
+        class Cost:
+            def __float__(self):
+                collector.record(metric(99))
+                return 0.5
+
+        collector.record(metric(1, cost=Cost()))
+        records = collector.get_all()
+        assert [m["invocationId"] for m in records] == ["inv-99", "inv-1"]
+        assert records[1]["cost"] == 0.5

@@ -11,10 +11,15 @@ use common::{ScriptedReceiver, run};
 fn every_record_arrives_once_after_the_receiver_says_try_later() {
     let receiver = ScriptedReceiver::start(vec![(429, "Retry-After: 0\r\n"), (503, "")]);
     let (code, stdout, stderr) = common::run_with_env(
-        &[(
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "authorization=Basic%20dXNlcg%3D%3D",
-        )],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Basic%20dXNlcg%3D%3D",
+            ),
+            // Proxies from the environment are not used: the batch goes to the receiver.
+            ("HTTP_PROXY", "http://127.0.0.1:9"),
+            ("ALL_PROXY", "http://127.0.0.1:9"),
+        ],
         &[
             "export",
             "otlp",
@@ -98,6 +103,16 @@ fn an_unreachable_receiver_is_a_one_line_error_and_bad_options_are_usage_errors(
     let (code, _, stderr) = run(&["export", "otlp", "small.jsonl", "--endpoint", &receiver.url]);
     assert_eq!(code, 1);
     assert!(stderr.contains("refused the batch: HTTP 400"), "{stderr}");
+    // A long answer is quoted from its start, cut on a character, not dropped.
+    let long = format!("{{\"error\":\"bad span{}\"}}", "é".repeat(40_000)).leak();
+    let receiver = ScriptedReceiver::start_replying(vec![(400, "")], long);
+    let (code, _, stderr) = run(&["export", "otlp", "small.jsonl", "--endpoint", &receiver.url]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("HTTP 400: {\"error\":\"bad spanéé"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 1000, "{stderr}");
 }
 
 /// `--follow` exports what a collector appends, keeps its cursor, and a second run starts

@@ -297,9 +297,11 @@ impl MetricsScan {
         self.visit(name, reader, |m| on_record(m.clone()))
     }
 
-    /// Like [`read`](Self::read), lending each record instead of handing it over: one
-    /// record's buffers serve every line, so a reader that keeps few records allocates
-    /// nothing per line.
+    /// Like [`read`](Self::read), lending each record instead of handing it over: a few dozen
+    /// records' buffers serve every line, so a reader that keeps few records allocates
+    /// nothing per line. Records are handed on in groups of up to 64, in order (their ids go
+    /// into the de-duplication set together); every one read is handed on before this
+    /// returns, also when the input fails.
     pub fn visit(
         &mut self,
         name: &str,
@@ -320,8 +322,10 @@ impl MetricsScan {
                 }
             },
             |problem| input.problems.push(problem),
-        )?;
+        );
+        // What was read before a failure is handed on too, as it would have been at once.
         self.settle(&mut group, &mut on_record);
+        let stats = stats?;
         input.records = stats.records;
         input.bytes = stats.bytes;
         self.report.inputs.push(input);

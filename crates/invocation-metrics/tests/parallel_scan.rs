@@ -178,3 +178,39 @@ fn sequential_read_hands_on_the_first_of_each_id_in_file_order() {
     );
     assert!(duplicates > 1000 && !expected.is_empty());
 }
+
+/// An input that gives some lines, then fails.
+struct FailsAfter(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for FailsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("the disk went away")),
+            n => Ok(n),
+        }
+    }
+}
+
+/// The records read before an input fails are handed on (and their ids remembered) before
+/// the error is returned, as they were when each was handed on at once.
+#[test]
+fn a_failing_input_hands_on_what_was_read_before_the_error() {
+    let lines: String = (0..10)
+        .map(|i| common::metric(format!("r{i}"), i).to_json_line() + "\n")
+        .collect();
+    let mut scan = MetricsScan::new(RecordFilter::default());
+    let mut kept = Vec::new();
+    let failed = scan.visit(
+        "failing",
+        FailsAfter(std::io::Cursor::new(lines.clone().into_bytes())),
+        |m| kept.push(m.invocation_id.clone()),
+    );
+    assert!(failed.is_err());
+    assert_eq!(kept, (0..10).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    // Their ids count as seen: the same lines again are all repeats.
+    scan.visit("again", lines.as_bytes(), |m| {
+        kept.push(m.invocation_id.clone())
+    })
+    .unwrap();
+    assert_eq!((kept.len(), scan.finish().duplicates), (10, 10));
+}

@@ -42,8 +42,11 @@
 
 use std::fs;
 use std::io::Read;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use prost::Message;
 
@@ -139,7 +142,8 @@ pub struct OtlpOptions {
     pub headers: Vec<(String, String)>,
     /// Resource attributes (`service.name` among them).
     pub resource: Vec<(String, String)>,
-    /// How long one request may take, retries included.
+    /// How long sending one batch may take, retries included: each attempt is bounded by it
+    /// (and by 30 s), and no pause before a retry reaches past it.
     pub timeout: Duration,
 }
 
@@ -182,6 +186,27 @@ pub struct OtlpExporter {
 /// How much of a request ureq writes to the socket at once.
 const SEND_BUFFER_BYTES: usize = 1 << 20;
 
+/// How much of a refusal's body an error quotes.
+const EXCERPT_BYTES: usize = 500;
+
+/// Looks the receiver's host name up on the calling thread. ureq's own resolver, when a
+/// request has a time limit, starts a thread for every lookup so that it can give up on a
+/// hung one: a thread per request (an eighth of the exporter's CPU). The system resolver
+/// has time limits of its own, and the request's limit covers the rest.
+#[derive(Debug)]
+struct LookupInline;
+
+impl Resolver for LookupInline {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        _: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        DefaultResolver::default().resolve(uri, config, NextTimeout::default())
+    }
+}
+
 /// At most the first `max` bytes of `text`, cut at a character boundary.
 fn head_of(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
@@ -223,24 +248,20 @@ impl OtlpExporter {
                 .map(|(k, v)| KeyValue::string(k, v))
                 .collect(),
         };
-        let step_timeout = options.timeout.min(Duration::from_secs(30));
+        let config = ureq::Agent::config_builder()
+            // One attempt, from the lookup to the last byte of the answer.
+            .timeout_global(Some(options.timeout.min(Duration::from_secs(30))))
+            // Every status is looked at here: some are retried, some refuse the batch.
+            .http_status_as_error(false)
+            // A request goes out in writes this large: a batch is one or two (with small
+            // writes, a third of the exporter's CPU went on sending).
+            .output_buffer_size(SEND_BUFFER_BYTES)
+            // As before ureq 3: no proxy from the environment (`HTTP_PROXY`…), which would
+            // send even a local Collector's traffic elsewhere, and no TLS to reach most.
+            .proxy(None)
+            .build();
         Ok(Self {
-            agent: ureq::Agent::config_builder()
-                // Each step of a request is bounded, but not the name lookup: with a bound
-                // there, ureq starts a thread for every request's lookup (an eighth of the
-                // exporter's CPU); the system resolver has its own time limits.
-                .timeout_connect(Some(step_timeout))
-                .timeout_send_request(Some(step_timeout))
-                .timeout_send_body(Some(step_timeout))
-                .timeout_recv_response(Some(step_timeout))
-                .timeout_recv_body(Some(step_timeout))
-                // Every status is looked at here: some are retried, some refuse the batch.
-                .http_status_as_error(false)
-                // A request goes out in writes this large: a batch is one or two (with small
-                // writes, a third of the exporter's CPU went on sending).
-                .output_buffer_size(SEND_BUFFER_BYTES)
-                .build()
-                .new_agent(),
+            agent: ureq::Agent::with_parts(config, DefaultConnector::default(), LookupInline),
             spans: Vec::new(),
             body: Vec::new(),
             traces: TracesEncoder::default(),
@@ -398,17 +419,18 @@ impl OtlpExporter {
                         (retry_after, format!("HTTP {status}"))
                     }
                     status => {
-                        let text = response
+                        // The start of what the receiver said, however long it is.
+                        let mut start = Vec::new();
+                        let _ = response
                             .into_body()
-                            .into_with_config()
-                            .limit(1 << 16)
-                            .lossy_utf8(true)
-                            .read_to_string()
-                            .unwrap_or_default();
+                            .into_reader()
+                            .take(EXCERPT_BYTES as u64)
+                            .read_to_end(&mut start);
                         return Err(ExportError::Refused {
                             url: url.to_owned(),
                             status,
-                            body: head_of(&text, 500).to_owned(),
+                            body: head_of(&String::from_utf8_lossy(&start), EXCERPT_BYTES)
+                                .to_owned(),
                         });
                     }
                 },
