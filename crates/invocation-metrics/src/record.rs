@@ -232,12 +232,9 @@ impl InvocationMetric {
         out.extend_from_slice(b",\"timestamp\":");
         let mut buf = [0; RFC3339_MAX];
         match timestamp.write_rfc3339(&mut buf) {
-            Some(text) => {
-                out.push(b'"');
-                out.extend_from_slice(text.as_bytes());
-                out.push(b'"');
-            }
-            None => serde_json::to_writer(&mut *out, timestamp).expect("a Vec takes every write"),
+            Some(text) => json_text(out, text),
+            // Never for a validated record (its year is 0..=9999 in its offset).
+            None => json_string(out, &timestamp.to_string()),
         }
         if let Some(error_class) = error_class {
             out.extend_from_slice(b",\"errorClass\":");
@@ -247,15 +244,20 @@ impl InvocationMetric {
     }
 }
 
+/// `text`, which needs no escapes, as a JSON string.
+fn json_text(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
 /// `value` as a JSON string: copied as it is when nothing in it needs an escape (ids and
 /// names almost never do), else escaped by `serde_json`.
 fn json_string(out: &mut Vec<u8>, value: &str) {
     if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         serde_json::to_writer(&mut *out, value).expect("a Vec takes every write");
     } else {
-        out.push(b'"');
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'"');
+        json_text(out, value);
     }
 }
 
@@ -376,6 +378,17 @@ impl InvocationMetric {
                 ),
             ));
         }
+        // In range in UTC, yet a year past 9999 or before 0 in its own offset (a time built
+        // in code: text with such a year does not parse), it could not be written.
+        if !(0..=9999).contains(&self.timestamp.as_offset_date_time().year()) {
+            return Err(ValidationError::new(
+                "timestamp",
+                format!(
+                    "{} has a year outside 0000..9999 in its offset, which RFC 3339 cannot write (give it in UTC)",
+                    self.timestamp
+                ),
+            ));
+        }
         if self.end_ms() > MAX_TIME_MS {
             return Err(ValidationError::new(
                 "durationMs",
@@ -492,17 +505,16 @@ impl std::str::FromStr for Timestamp {
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut buf = [0; RFC3339_MAX];
-        match self.write_rfc3339(&mut buf) {
+        if let Some(text) = self.write_rfc3339(&mut buf) {
+            return f.write_str(text);
+        }
+        // A year outside 0..=9999 in its offset (only a Timestamp built in code, never a
+        // validated record, gets here): the same instant in UTC, or else the time crate's
+        // own form, which RFC 3339 readers will not take but which names the time.
+        let utc = Self(self.0.to_offset(time::UtcOffset::UTC));
+        match utc.write_rfc3339(&mut buf) {
             Some(text) => f.write_str(text),
-            // Outside RFC 3339's four-digit years (only a Timestamp built in code, never a
-            // validated record, gets here): the time crate's extended form.
-            None => match self
-                .0
-                .format(&time::format_description::well_known::Rfc3339)
-            {
-                Ok(s) => f.write_str(&s),
-                Err(_) => Err(std::fmt::Error),
-            },
+            None => write!(f, "{}", self.0),
         }
     }
 }
@@ -885,5 +897,24 @@ mod tests {
         let mut written = Vec::new();
         sample().write_json(&mut written);
         assert_eq!(written, serde_json::to_vec(&sample()).unwrap());
+    }
+
+    #[test]
+    fn a_year_outside_0000_9999_in_its_own_offset_is_refused_and_never_panics() {
+        // 00:30 UTC on the first day of year 0 is 23:30 of year -1 at -01:00: in range in UTC,
+        // not writable in its offset. Only code can build it (such text does not parse).
+        let utc = time::OffsetDateTime::from_unix_timestamp(MIN_TIME_MS / 1000 + 1800).unwrap();
+        let local = utc.to_offset(time::UtcOffset::from_hms(-1, 0, 0).unwrap());
+        assert_eq!(local.year(), -1);
+        let mut metric = sample();
+        metric.timestamp = local.into();
+        assert_eq!(metric.validate().unwrap_err().field, "timestamp");
+        let mut written = Vec::new();
+        metric.write_json(&mut written);
+        let text = String::from_utf8(written).unwrap();
+        assert!(
+            text.contains(r#""timestamp":"0000-01-01T00:30:00.000Z""#),
+            "{text}"
+        );
     }
 }
