@@ -150,6 +150,9 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("invalid `{field}`: {reason}"))
 }
 
+/// The most text the record reused for a thread's conversions keeps allocated between them.
+const REUSED_TEXT_BYTES: usize = 64 << 10;
+
 /// The seed's keys, in the seed's order (the order most dicts give them in).
 const KEYS: [&str; 18] = [
     "invocationId",
@@ -468,8 +471,13 @@ impl NativeCollector {
                     Some(converted) => converted,
                     None => fresh.insert(InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH)),
                 };
-                fill_metric_from_dict(dict, converted)?;
-                self.collector()?.record_ref(converted).map_err(to_py)
+                let recorded = fill_metric_from_dict(dict, converted)
+                    .and_then(|()| self.collector()?.record_ref(converted).map_err(to_py));
+                // One very long value would otherwise stay allocated for the thread's life.
+                if converted.text_capacity() > REUSED_TEXT_BYTES {
+                    *converted = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+                }
+                recorded
             }),
             // Any other mapping goes the general way, through the library's line parser.
             Err(_) => {

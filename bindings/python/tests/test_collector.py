@@ -228,3 +228,23 @@ def test_python_code_run_during_a_conversion_may_record_too(tmp_path):
         records = collector.get_all()
         assert [m["invocationId"] for m in records] == ["inv-99", "inv-1"]
         assert records[1]["cost"] == 0.5
+
+
+def test_a_subclass_or_a_patch_of_record_is_honoured(tmp_path):
+    from unittest import mock
+
+    seen = []
+
+    class Counting(InvocationMetricsCollector):
+        def record(self, metric):
+            seen.append(metric["invocationId"])
+            super().record(metric)
+
+    with Counting(tmp_path / "sub") as collector:
+        collector.record(metric(1))
+        assert seen == ["inv-1"] and collector.get_count() == 1
+
+    with mock.patch.object(InvocationMetricsCollector, "record") as patched:
+        with InvocationMetricsCollector(tmp_path / "patched") as collector:
+            collector.record(metric(2))
+            assert patched.call_count == 1 and collector.get_count() == 0

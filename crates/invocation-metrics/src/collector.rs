@@ -208,6 +208,9 @@ fn major_minor(dev: u64) -> (u64, u64) {
     (major, minor)
 }
 
+/// The most text a record reused for many calls keeps allocated between them.
+pub(crate) const REUSED_TEXT_BYTES: usize = 64 << 10;
+
 /// How long opening waits for a directory's lock before reporting it taken: far longer than
 /// a child process takes to start its program, short enough that a real second writer is
 /// told at once, as a person counts it.
@@ -363,8 +366,14 @@ impl InvocationMetricsCollector {
             static READ: RefCell<InvocationMetric> = RefCell::new(InvocationMetric::blank());
         }
         READ.with_borrow_mut(|metric| {
-            parse_line_into(json, metric)?;
-            self.record_given(Cow::Borrowed(metric))
+            let recorded = parse_line_into(json, metric)
+                .map_err(Error::from)
+                .and_then(|_| self.record_given(Cow::Borrowed(metric)));
+            // One very long value would otherwise stay allocated for the thread's life.
+            if metric.text_capacity() > REUSED_TEXT_BYTES {
+                *metric = InvocationMetric::blank();
+            }
+            recorded
         })
     }
 

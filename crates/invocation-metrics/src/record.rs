@@ -270,6 +270,21 @@ impl InvocationMetric {
     }
 }
 
+impl InvocationMetric {
+    /// Bytes allocated for the record's text fields. A caller that fills one record again
+    /// and again (reusing its buffers) can start afresh when one unusually long value left
+    /// them large.
+    pub fn text_capacity(&self) -> usize {
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        self.invocation_id.capacity()
+            + self.agent.capacity()
+            + optional(&self.task_id)
+            + optional(&self.model)
+            + optional(&self.tier)
+            + optional(&self.error_class)
+    }
+}
+
 /// Replaces `field`'s text with `value`, keeping its buffer.
 pub(crate) fn refill(field: &mut String, value: &str) {
     field.clear();
