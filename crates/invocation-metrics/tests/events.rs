@@ -106,3 +106,24 @@ fn invalid_metrics_are_refused_without_side_effects() {
     collector.flush().unwrap();
     assert_eq!(std::fs::metadata(collector.path()).unwrap().len(), 0);
 }
+
+/// `event_bus()` is the bus the collector publishes on — the one given to the builder — so
+/// a component handed the bus sees the collector's records.
+#[test]
+fn the_collectors_event_bus_is_the_one_it_publishes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = FleetEventBus::default();
+    let mut from_outside = shared.subscribe();
+    let collector = InvocationMetricsCollector::builder(dir.path())
+        .event_bus(shared)
+        .open()
+        .unwrap();
+    let mut from_accessor = collector.event_bus().subscribe();
+    collector.record(common::metric("r1", 1)).unwrap();
+    for events in [&mut from_outside, &mut from_accessor] {
+        match events.try_recv() {
+            Ok(FleetEvent::MetricRecorded(m)) => assert_eq!(m.invocation_id, "r1"),
+            other => panic!("expected the record, got {other:?}"),
+        }
+    }
+}

@@ -164,3 +164,27 @@ fn a_second_process_is_refused_while_the_first_keeps_writing() {
     let lines = common::lines(&dir.path().join("invocations.jsonl"));
     assert_eq!(lines.len(), 2000, "the first writer was not disturbed");
 }
+
+/// `has_live_writer` sees the lock of exactly the directory asked about: true while its
+/// collector is open, false once it closed, and never for another directory whose lock
+/// file exists but is not held (while some other directory's lock is).
+#[test]
+fn has_live_writer_names_the_directory_whose_lock_is_held() {
+    use invocation_metrics::has_live_writer;
+    let (held, idle, missing) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    // The idle directory had a collector once: its lock file stays.
+    InvocationMetricsCollector::open(idle.path())
+        .unwrap()
+        .close()
+        .unwrap();
+    let writer = InvocationMetricsCollector::open(held.path()).unwrap();
+    assert!(has_live_writer(held.path()));
+    assert!(!has_live_writer(idle.path()));
+    assert!(!has_live_writer(missing.path()));
+    writer.close().unwrap();
+    assert!(!has_live_writer(held.path()));
+}
