@@ -276,7 +276,8 @@ pub struct InvocationMetricsCollector {
     /// The writer thread, which holds the directory's lock.
     writer: Option<JoinHandle<()>>,
     aggregate_options: AggregateOptions,
-    /// How many in-memory records are folded into the accumulator, and the accumulator.
+    /// The accumulator, and how many of the kept records are folded into it (without kept
+    /// records, each is folded in as it is taken, and the count is not used).
     aggregate: Mutex<(usize, MetricsAccumulator)>,
     tail_repair: TailRepair,
 }
@@ -398,10 +399,7 @@ impl InvocationMetricsCollector {
         } else {
             // Same lock order as compute_aggregate: the aggregate, then the journal.
             let mut cached = self.aggregate.lock().unwrap_or_else(|e| e.into_inner());
-            self.journal.append(metric, &line, |m| {
-                cached.1.add(m);
-                cached.0 += 1;
-            })
+            self.journal.append(metric, &line, |m| cached.1.add(m))
         }
     }
 
@@ -611,7 +609,6 @@ impl InvocationMetricsCollector {
                 if ids.insert(hash64(&m.invocation_id), &m.invocation_id, records) {
                     *count += 1;
                     cached.1.add(m);
-                    cached.0 += 1;
                 } else {
                     duplicates += 1;
                 }

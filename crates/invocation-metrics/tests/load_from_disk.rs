@@ -223,3 +223,40 @@ fn a_file_of_many_chunks_loads_exactly_like_a_sequential_read() {
         (skip as u64, 400, 11, false)
     );
 }
+
+/// The file gone from under an open collector (deleted, the directory replaced): nothing to
+/// load, not an error. A file that exists but cannot be opened is an error naming it.
+#[test]
+fn a_removed_file_loads_nothing_and_an_unopenable_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    let path = dir.path().join(METRICS_FILE_NAME);
+    fs::remove_file(&path).unwrap();
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!((report.loaded, report.problems.len()), (0, 0));
+
+    // A link to itself: opening it fails with "too many levels of symbolic links".
+    std::os::unix::fs::symlink(METRICS_FILE_NAME, &path).unwrap();
+    let err = collector.load_from_disk(0).unwrap_err();
+    assert!(err.to_string().contains(METRICS_FILE_NAME), "{err}");
+}
+
+/// After `load_from_disk(n)` the aggregate covers only the records kept, not the `n` skipped
+/// (the loaded part's aggregate is folded on the parser threads, skipping those).
+#[test]
+fn the_aggregate_after_a_skipping_load_leaves_the_skipped_records_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<_> = (0..10)
+        .map(|i| common::metric(format!("r{i}"), i))
+        .collect();
+    let content: String = records.iter().map(|m| m.to_json_line() + "\n").collect();
+    fs::write(dir.path().join(METRICS_FILE_NAME), content).unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    assert_eq!(collector.load_from_disk(3).unwrap().loaded, 7);
+    let aggregate = collector.compute_aggregate();
+    assert_eq!(aggregate.total_invocations, 7);
+    assert_eq!(
+        aggregate.total_tokens,
+        records[3..].iter().map(|m| m.tokens).sum::<u64>()
+    );
+}
