@@ -32,18 +32,37 @@ create_exception!(
     "Another collector, in this process or another, holds the metrics directory's lock."
 );
 
-/// The library's error as the Python exception a caller would expect.
+/// The library's error as the Python exception a caller would expect. An error of the
+/// operating system's carries its `errno` and file name, so Python raises the matching
+/// subclass (`FileNotFoundError`, `PermissionError`, …) and `err.errno` is set.
 fn to_py(e: Error) -> PyErr {
+    let os_error = |errno: Option<i32>, path: &std::path::Path, message: String| match errno {
+        Some(errno) => PyOSError::new_err((errno, message, path.to_path_buf())),
+        None => PyOSError::new_err(message),
+    };
     match e {
         Error::Invalid(invalid) => PyValueError::new_err(invalid.to_string()),
-        Error::Locked { .. } => LockedError::new_err(e.to_string()),
-        Error::Io { .. }
-        | Error::Write { .. }
-        | Error::Unwritten { .. }
-        | Error::NotAFile { .. } => PyOSError::new_err(e.to_string()),
+        Error::Locked { ref path } => {
+            LockedError::new_err((EWOULDBLOCK, e.to_string(), path.to_path_buf()))
+        }
+        Error::Io {
+            ref path,
+            ref source,
+            ..
+        } => os_error(source.raw_os_error(), path, e.to_string()),
+        Error::Write {
+            ref path,
+            ref source,
+            ..
+        } => os_error(source.raw_os_error(), path, e.to_string()),
+        Error::CorruptCheckpoint { .. } => PyValueError::new_err(e.to_string()),
+        Error::Unwritten { .. } | Error::NotAFile { .. } => PyOSError::new_err(e.to_string()),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }
+
+/// `EWOULDBLOCK` on Linux: what `flock` answers for a lock another holds.
+const EWOULDBLOCK: i32 = 11;
 
 /// How deep lists and dicts may nest inside a metric (a cycle would otherwise recurse until
 /// the stack runs out).
@@ -421,7 +440,7 @@ impl NativeCollector {
         py: Python<'_>,
         metrics_dir: std::path::PathBuf,
         durability: &str,
-        bucket_width_ms: u64,
+        bucket_width_ms: i64,
         base_tier: String,
     ) -> PyResult<Self> {
         let durability = match durability {
@@ -434,9 +453,14 @@ impl NativeCollector {
                 )));
             }
         };
-        if bucket_width_ms == 0 {
-            return Err(PyValueError::new_err("bucket_width_ms must be at least 1"));
-        }
+        let bucket_width_ms = u64::try_from(bucket_width_ms)
+            .ok()
+            .filter(|w| *w >= 1)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "bucket_width_ms must be at least 1, got {bucket_width_ms}"
+                ))
+            })?;
         let collector = py
             .allow_threads(|| {
                 InvocationMetricsCollector::builder(&metrics_dir)
@@ -687,6 +711,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCollector>()?;
     m.add_class::<NativeSubscription>()?;
     m.add_class::<NativeCheckpointStore>()?;
-    m.add("LockedError", m.py().get_type::<LockedError>())?;
+    let locked = m.py().get_type::<LockedError>();
+    // Where Python finds it again (pickling it, as multiprocessing does, imports this).
+    locked.setattr("__module__", "invocation_metrics._native")?;
+    m.add("LockedError", locked)?;
     Ok(())
 }

@@ -93,8 +93,9 @@ def test_a_missing_field_an_unwritable_value_and_a_non_mapping_are_refused(tmp_p
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="durability"):
         InvocationMetricsCollector("unused", durability="sometimes")
-    with pytest.raises(ValueError, match="bucket_width_ms"):
-        InvocationMetricsCollector("unused", bucket_width_ms=0)
+    for width in (0, -1):
+        with pytest.raises(ValueError, match="bucket_width_ms"):
+            InvocationMetricsCollector("unused", bucket_width_ms=width)
 
 
 def test_flush_writes_every_record_as_one_json_object_per_line(tmp_path):
@@ -248,3 +249,30 @@ def test_a_subclass_or_a_patch_of_record_is_honoured(tmp_path):
         with InvocationMetricsCollector(tmp_path / "patched") as collector:
             collector.record(metric(2))
             assert patched.call_count == 1 and collector.get_count() == 0
+
+
+def test_errors_of_the_system_carry_errno_and_file_and_pickle(tmp_path):
+    import errno
+    import pickle
+
+    from invocation_metrics import LockedError
+
+    # A directory that cannot be created: the matching OSError subclass, with errno.
+    with pytest.raises(FileNotFoundError) as missing:
+        InvocationMetricsCollector("/proc/no-such-directory/metrics")
+    assert missing.value.errno == errno.ENOENT
+    assert missing.value.filename == "/proc/no-such-directory/metrics"
+
+    with InvocationMetricsCollector(tmp_path):
+        with pytest.raises(LockedError) as locked:
+            InvocationMetricsCollector(tmp_path)
+    assert isinstance(locked.value, OSError) and locked.value.errno == errno.EWOULDBLOCK
+    # multiprocessing pickles exceptions: it must come back as itself.
+    again = pickle.loads(pickle.dumps(locked.value))
+    assert type(again) is LockedError and str(again) == str(locked.value)
+
+
+def test_a_corrupt_checkpoint_is_a_value_error_naming_the_file(tmp_path):
+    (tmp_path / "checkpoint.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="checkpoint.json"):
+        CheckpointStore(tmp_path).load()

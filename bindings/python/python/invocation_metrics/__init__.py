@@ -246,6 +246,10 @@ class CheckpointStore:
         self._native.save(_json(state, "state"))
 
     def load(self) -> Optional[Dict[str, Any]]:
-        """The saved checkpoint, or None when there is none."""
+        """The saved checkpoint, or None when there is none.
+
+        Raises ValueError when the file holds no valid checkpoint (the message names it),
+        and OSError (with ``errno``) when it cannot be read.
+        """
         saved = self._native.load()
         return None if saved is None else json.loads(saved)
