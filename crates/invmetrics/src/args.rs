@@ -361,7 +361,7 @@ pub struct IngestArgs {
 /// Where `export` sends records.
 #[derive(Debug, Subcommand)]
 pub enum ExportTarget {
-    /// As OpenTelemetry spans (GenAI semantic conventions) over OTLP/HTTP to any receiver.
+    /// Sends the records as OpenTelemetry spans and metrics (GenAI semantic conventions) over OTLP/HTTP to any receiver.
     ///
     /// The standard OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     /// OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_PROTOCOL,
@@ -401,7 +401,7 @@ pub struct OtlpArgs {
     /// Most spans per request.
     #[arg(long, default_value_t = invocation_metrics::otlp::DEFAULT_BATCH_SPANS, value_parser = at_least_one::<usize>)]
     pub batch: usize,
-    /// How long one request may take, retries included [default: 10s, or OTEL_EXPORTER_OTLP_TIMEOUT].
+    /// How long sending one batch may take, retries included: each try is bounded by it, and no retry is waited for past it [default: 10s, or OTEL_EXPORTER_OTLP_TIMEOUT].
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Keep exporting the directory's records as a collector appends them; the position is

@@ -90,12 +90,17 @@ pub enum ExportError {
     },
     /// The receiver could not be reached, or kept answering "try later", for the whole
     /// retry budget.
-    #[error("{url} did not take the batch within {budget:?} ({tries} tries): {last}")]
+    #[error(
+        "{url} did not take the batch: {tries} tries in {:.1} s, and waiting for the next would pass the {budget:?} budget: {last}",
+        elapsed.as_secs_f64()
+    )]
     GaveUp {
         /// The request's URL.
         url: String,
         /// The retry budget.
         budget: Duration,
+        /// How long the tries took.
+        elapsed: Duration,
         /// Attempts made.
         tries: u32,
         /// The last failure.
@@ -441,6 +446,7 @@ impl OtlpExporter {
                 return Err(ExportError::GaveUp {
                     url: url.to_owned(),
                     budget: self.options.timeout,
+                    elapsed: started.elapsed(),
                     tries,
                     last,
                 });
