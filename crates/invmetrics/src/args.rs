@@ -107,8 +107,8 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// No path given: stdin when it is piped, a usage error when it is a terminal (nothing
-    /// would ever arrive).
+    /// No path given: stdin when it is not a terminal (a pipe, a redirected file), a usage
+    /// error when it is one (nothing would ever arrive).
     pub fn default_to_stdin(&mut self) -> Result<(), UsageError> {
         use std::io::IsTerminal;
         if self.paths.is_empty() {
