@@ -191,12 +191,14 @@ fn totals_table(agg: &MetricsAggregate, scan: &ScanReport) -> Table {
         .map(|b| b.concurrent)
         .collect();
     if counts.len() > 1 {
+        // Each character is the peak of this many buckets: say the time it stands for.
+        let per = buckets_per_character(counts.len(), SPARKLINE_COLUMNS);
         table.add_row([
             format!(
                 "Running at once (per {})",
-                duration_ms(agg.bucket_width_ms as f64)
+                duration_ms(agg.bucket_width_ms as f64 * per as f64)
             ),
-            sparkline(&counts, 48),
+            sparkline(&counts, SPARKLINE_COLUMNS),
         ]);
     }
     let damaged = scan.problem_count();
@@ -266,13 +268,21 @@ fn write_group_table<N: AsRef<str>>(
 /// A one-line chart of `counts` at most `columns` wide (neighbouring counts merged by their
 /// maximum), scaled to its peak, with the first and last bucket's and the peak's values.
 pub fn sparkline(counts: &[u64], columns: usize) -> String {
-    let per = counts.len().div_ceil(columns.max(1)).max(1);
+    let per = buckets_per_character(counts.len(), columns);
     let merged: Vec<u64> = counts
         .chunks(per)
         .map(|c| c.iter().copied().max().unwrap_or(0))
         .collect();
     let peak = merged.iter().copied().max().unwrap_or(0).max(1);
     format!("{} peak {peak}", crate::format::bars(&merged))
+}
+
+/// How many characters the totals table's sparkline has at most.
+const SPARKLINE_COLUMNS: usize = 48;
+
+/// How many of `len` buckets each character of a sparkline `columns` wide stands for.
+fn buckets_per_character(len: usize, columns: usize) -> usize {
+    len.div_ceil(columns.max(1)).max(1)
 }
 
 /// The width of the terminal stdout is, if it is one (`COLUMNS` wins, as in other tools).
@@ -342,6 +352,17 @@ fn group_table<N: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparkline_character_stands_for_enough_buckets_to_fit() {
+        // The label's time per character: 7,200 one-second buckets in 48 characters are
+        // 150 s each; a short run keeps one bucket per character.
+        assert_eq!(buckets_per_character(7_200, 48), 150);
+        assert_eq!(buckets_per_character(100, 48), 3);
+        assert_eq!(buckets_per_character(48, 48), 1);
+        assert_eq!(buckets_per_character(2, 48), 1);
+        assert_eq!(sparkline(&[1; 100], 48).chars().count(), 34 + " peak 1".len());
+    }
 
     #[test]
     fn sparklines_merge_by_maximum_and_scale_to_the_peak() {
