@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(buckets_per_character(100, 48), 3);
         assert_eq!(buckets_per_character(48, 48), 1);
         assert_eq!(buckets_per_character(2, 48), 1);
-        assert_eq!(sparkline(&[1; 100], 48).chars().count(), 34 + " peak 1".len());
+        assert_eq!(
+            sparkline(&[1; 100], 48).chars().count(),
+            34 + " peak 1".len()
+        );
     }
 
     #[test]

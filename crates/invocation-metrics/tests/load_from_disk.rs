@@ -260,3 +260,98 @@ fn the_aggregate_after_a_skipping_load_leaves_the_skipped_records_out() {
         records[3..].iter().map(|m| m.tokens).sum::<u64>()
     );
 }
+
+/// The file replaced under an open collector by one that ends in a torn line: the torn
+/// line is reported as the torn tail, not counted as malformed.
+#[test]
+fn a_replaced_file_with_a_torn_tail_counts_it_apart_from_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    for i in 0..3 {
+        collector
+            .record(common::metric(format!("r{i}"), i))
+            .unwrap();
+    }
+    collector.flush().unwrap();
+    let replacement = dir.path().join("replacement");
+    fs::write(
+        &replacement,
+        [
+            line("a", 0),
+            "{not json}\n".into(),
+            "{\"invocationId\":\"to".into(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    fs::rename(&replacement, dir.path().join(METRICS_FILE_NAME)).unwrap();
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!(
+        (report.loaded, report.malformed, report.torn_tail),
+        (1, 1, true)
+    );
+    assert_eq!(report.problems.len(), 2);
+}
+
+/// The aggregate stays exact however a load meets it: folded lazily before the load
+/// (records not yet aggregated) or up to date, with or without duplicates of held records
+/// in the file.
+#[test]
+fn the_aggregate_after_a_load_counts_every_record_held_once() {
+    for aggregate_first in [false, true] {
+        for with_duplicate in [false, true] {
+            let case = format!("aggregate first: {aggregate_first}, duplicate: {with_duplicate}");
+            let dir = tempfile::tempdir().unwrap();
+            let file: String = (0..6).map(|i| line(&format!("f{i}"), i)).collect();
+            fs::write(dir.path().join(METRICS_FILE_NAME), file).unwrap();
+            let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+            collector.record(common::metric("own", 10)).unwrap();
+            if with_duplicate {
+                // Also in the file: the load leaves the file's copy out.
+                collector.record(common::metric("f2", 2)).unwrap();
+            }
+            collector.flush().unwrap();
+            if aggregate_first {
+                let held = collector.get_count() as u64;
+                assert_eq!(collector.compute_aggregate().total_invocations, held);
+            }
+            collector.load_from_disk(0).unwrap();
+            assert_eq!(collector.get_count(), 7, "{case}");
+            let aggregate = collector.compute_aggregate();
+            assert_eq!(aggregate.total_invocations, 7, "{case}");
+            assert_eq!(
+                aggregate.total_tokens,
+                collector.get_all().iter().map(|m| m.tokens).sum::<u64>(),
+                "{case}"
+            );
+        }
+    }
+}
+
+/// A load that finds no duplicates while the collector holds records the aggregate has not
+/// folded yet (here: the file was replaced after they were written; in use, records not yet
+/// written when the load reads): the aggregate still counts both.
+#[test]
+fn the_aggregate_after_a_load_keeps_records_it_had_not_folded_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(METRICS_FILE_NAME);
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    collector.record(common::metric("own", 10)).unwrap();
+    collector.flush().unwrap();
+    // Another record, padded with JSON whitespace to the length the collector has written
+    // (a load reads no further than that).
+    let written = fs::metadata(&path).unwrap().len() as usize;
+    let other = common::metric("x", 10).to_json_line();
+    assert!(other.len() < written);
+    let replacement = dir.path().join("replacement");
+    fs::write(
+        &replacement,
+        format!("{other:<width$}\n", width = written - 1),
+    )
+    .unwrap();
+    fs::rename(&replacement, &path).unwrap();
+
+    let report = collector.load_from_disk(0).unwrap();
+    assert_eq!((report.loaded, report.duplicates), (1, 0));
+    assert_eq!(collector.compute_aggregate().total_invocations, 2);
+}

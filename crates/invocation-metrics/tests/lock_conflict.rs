@@ -63,6 +63,11 @@ fn dropping_a_collector_flushes_and_releases_the_lock() {
         let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
         collector.record(common::metric("a", 0)).unwrap();
     }
+    // Written by the time the drop returns, not merely before the lock is free.
+    assert_eq!(
+        common::lines(&dir.path().join("invocations.jsonl")).len(),
+        1
+    );
     let reopened = InvocationMetricsCollector::open(dir.path()).unwrap();
     assert_eq!(reopened.load_from_disk(0).unwrap().loaded, 1);
 }
