@@ -232,6 +232,12 @@ impl<K: Key> SortedLog<K> {
         merge_all(sources)
     }
 
+    /// How many runs were written to the temporary file (for tests of what spills).
+    #[cfg(test)]
+    pub fn spilled_runs(&self) -> usize {
+        self.spilled.len()
+    }
+
     /// Why reading the spill file back failed, if it did.
     pub fn read_error(&self) -> Option<String> {
         let spill = self.spill.as_ref()?;

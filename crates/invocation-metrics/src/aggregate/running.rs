@@ -98,4 +98,21 @@ mod tests {
         assert_eq!(seen, [(-5, 1), (30, -1)]);
         assert_eq!(changes.last_time(), Some(30));
     }
+
+    #[test]
+    fn a_spilling_log_of_changes_writes_out_and_reads_back_the_same() {
+        let (mut kept, mut spilled) = (RunningChanges::default(), RunningChanges::spilling(4096));
+        for i in 0..5_000i64 {
+            let start = (i * 7919) % 10_000;
+            kept.add_interval(start, start + 1 + i % 50);
+            spilled.add_interval(start, start + 1 + i % 50);
+        }
+        assert!(
+            spilled.events.spilled_runs() > 0,
+            "4 KB cannot hold 10,000 events"
+        );
+        assert_eq!(kept.events.spilled_runs(), 0);
+        assert!(spilled.in_order().eq(kept.in_order()));
+        assert_eq!(spilled.last_time(), kept.last_time());
+    }
 }
