@@ -238,6 +238,15 @@ impl<K: Key> SortedLog<K> {
         self.spilled.len()
     }
 
+    /// Cuts the temporary file to nothing, so that reading the spilled runs back fails (for
+    /// tests of how that failure is reported).
+    #[cfg(test)]
+    pub fn lose_spill_file(&self) {
+        if let Some(spill) = &self.spill {
+            spill.file.set_len(0).unwrap();
+        }
+    }
+
     /// Why reading the spill file back failed, if it did.
     pub fn read_error(&self) -> Option<String> {
         let spill = self.spill.as_ref()?;

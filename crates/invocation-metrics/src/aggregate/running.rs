@@ -115,4 +115,17 @@ mod tests {
         assert!(spilled.in_order().eq(kept.in_order()));
         assert_eq!(spilled.last_time(), kept.last_time());
     }
+
+    #[test]
+    fn a_spill_file_that_cannot_be_read_back_is_reported() {
+        let mut changes = RunningChanges::spilling(4096);
+        for i in 0..5_000i64 {
+            changes.add_interval(i, i + 10);
+        }
+        assert_eq!(changes.read_error(), None);
+        changes.events.lose_spill_file();
+        let _ = changes.in_order().count();
+        let error = changes.read_error().expect("the failed read is reported");
+        assert!(error.contains("spill file"), "{error}");
+    }
 }
