@@ -299,4 +299,27 @@ mod tests {
         }
         assert_eq!((merged.min(), merged.max()), (whole.min(), whole.max()));
     }
+
+    /// Whatever form holds the counts, each bucket appears once, in order, with its total —
+    /// a bucket added again (the one-bucket form included) is counted, not listed twice.
+    #[test]
+    fn each_bucket_is_listed_once_in_order_in_every_form() {
+        for distinct in [1usize, 2, FEW_MAX, FEW_MAX + 1, 5 * FEW_MAX] {
+            let mut counts = Counts::default();
+            let mut reference = std::collections::BTreeMap::new();
+            for round in 0..3u64 {
+                for b in (0..distinct).rev() {
+                    let bucket = b * 3;
+                    counts.add(bucket, round + 1);
+                    *reference.entry(bucket).or_insert(0) += round + 1;
+                }
+            }
+            let listed: Vec<(usize, u64)> = counts.iter().collect();
+            assert_eq!(
+                listed,
+                reference.into_iter().collect::<Vec<_>>(),
+                "{distinct} buckets"
+            );
+        }
+    }
 }
