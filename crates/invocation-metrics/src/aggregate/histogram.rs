@@ -304,7 +304,7 @@ mod tests {
     /// a bucket added again (the one-bucket form included) is counted, not listed twice.
     #[test]
     fn each_bucket_is_listed_once_in_order_in_every_form() {
-        for distinct in [1usize, 2, FEW_MAX, FEW_MAX + 1, 5 * FEW_MAX] {
+        for distinct in [1usize, 2, FEW_MAX, FEW_MAX + 1, 5 * FEW_MAX, SPARSE_MAX + 1] {
             let mut counts = Counts::default();
             let mut reference = std::collections::BTreeMap::new();
             for round in 0..3u64 {
@@ -321,5 +321,18 @@ mod tests {
                 "{distinct} buckets"
             );
         }
+    }
+
+    /// Equal means the same counts too, not only the same total and extremes.
+    #[test]
+    fn histograms_with_the_same_extremes_but_other_counts_differ() {
+        let of = |durations: &[u64]| {
+            let mut h = DurationHistogram::default();
+            durations.iter().for_each(|d| h.add(*d));
+            h
+        };
+        assert_eq!(of(&[10, 20, 30]), of(&[30, 10, 20]));
+        assert_ne!(of(&[10, 20, 30]), of(&[10, 25, 30]));
+        assert_ne!(of(&[10, 20, 30]), of(&[10, 20, 30, 30]));
     }
 }
