@@ -480,7 +480,7 @@ impl NativeCollector {
         thread_local! {
             /// The last metric converted on this thread, its strings reused for the next.
             static CONVERTED: RefCell<InvocationMetric> =
-                RefCell::new(InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH));
+                RefCell::new(InvocationMetric::blank());
         }
         match metric.downcast::<PyDict>() {
             // A dict's fields are read directly: through JSON, the conversion cost twice
@@ -493,13 +493,13 @@ impl NativeCollector {
                 let mut reused = cell.try_borrow_mut().ok();
                 let converted = match reused.as_deref_mut() {
                     Some(converted) => converted,
-                    None => fresh.insert(InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH)),
+                    None => fresh.insert(InvocationMetric::blank()),
                 };
                 let recorded = fill_metric_from_dict(dict, converted)
                     .and_then(|()| self.collector()?.record_ref(converted).map_err(to_py));
                 // One very long value would otherwise stay allocated for the thread's life.
                 if converted.text_capacity() > REUSED_TEXT_BYTES {
-                    *converted = InvocationMetric::new("", "", 0, Timestamp::UNIX_EPOCH);
+                    *converted = InvocationMetric::blank();
                 }
                 recorded
             }),

@@ -264,8 +264,11 @@ fn json_string(out: &mut Vec<u8>, value: &str) {
 /// For readers that fill one record per line, reusing its string buffers, instead of
 /// allocating a new record each time.
 impl InvocationMetric {
-    /// A record with empty strings, to be filled.
-    pub(crate) fn blank() -> Self {
+    /// A record with empty strings, to be filled — for a caller that fills one record again
+    /// and again and passes it to
+    /// [`record_ref`](crate::InvocationMetricsCollector::record_ref). It does not validate
+    /// until its fields are set.
+    pub fn blank() -> Self {
         Self::new("", "", 0, Timestamp::UNIX_EPOCH)
     }
 }
