@@ -194,34 +194,6 @@ const KEYS: [&str; 18] = [
     "errorClass",
 ];
 
-/// The position of `key` in [`KEYS`]. A `match`, which compiles to a switch on the length
-/// before any comparison of text, where a search of the list compared up to 18 strings.
-fn slot_of(key: &str) -> Option<usize> {
-    let slot = match key {
-        "invocationId" => 0,
-        "agent" => 1,
-        "phase" => 2,
-        "taskId" => 3,
-        "durationMs" => 4,
-        "tokens" => 5,
-        "inputTokens" => 6,
-        "outputTokens" => 7,
-        "cachedTokens" => 8,
-        "cost" => 9,
-        "exitCode" => 10,
-        "success" => 11,
-        "attempt" => 12,
-        "outputParsed" => 13,
-        "model" => 14,
-        "tier" => 15,
-        "timestamp" => 16,
-        "errorClass" => 17,
-        _ => return None,
-    };
-    debug_assert_eq!(KEYS[slot], key);
-    Some(slot)
-}
-
 /// [`KEYS`] as interned Python strings. A key written literally in Python source is this
 /// very object, so most keys are found by comparing pointers, without reading their text.
 fn interned_keys(py: Python<'_>) -> &[Py<PyString>; KEYS.len()] {
@@ -249,7 +221,8 @@ fn fill_metric_from_dict(d: &Bound<'_, PyDict>, metric: &mut InvocationMetric) -
             // A key built at run time (json.loads, a comprehension): by its text.
             key.downcast::<PyString>()
                 .ok()
-                .and_then(|k| k.to_str().ok().and_then(slot_of))
+                .and_then(|k| k.to_str().ok())
+                .and_then(|k| KEYS.iter().position(|known| *known == k))
         };
         if let Some(slot) = slot {
             given[slot] = Some(value).filter(|v| !v.is_none());
