@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::aggregate::MetricsAccumulator;
 use crate::aggregate::log::SortedLog;
@@ -236,8 +236,9 @@ impl MetricsScan {
 
     /// Sets how many bytes of each kind of per-record state
     /// [`aggregate_inputs`](Self::aggregate_inputs) keeps in memory before spilling it to a
-    /// temporary file (default 8 MB; see [`MetricsAccumulator::spilling`]). Lower means less
-    /// memory and more temporary-file traffic; the result is the same.
+    /// temporary file (default 8 MB; see [`MetricsAccumulator::spilling`]), shared among the
+    /// worker threads' accumulators but at least 1 MiB each. Lower means less memory and
+    /// more temporary-file traffic; the result is the same.
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = Some(bytes);
         self
@@ -337,8 +338,10 @@ impl MetricsScan {
     /// [`MetricsAccumulator::add`], computed on all cores and in bounded memory. `open` opens an input for reading (the
     /// place to wrap it in a progress bar); it may be called twice per input, see below.
     ///
-    /// Newline-aligned chunks are parsed and aggregated in parallel and merged in file order
-    /// into a [`MetricsAccumulator::spilling`] accumulator. De-duplication is deferred so that
+    /// Newline-aligned chunks are parsed and aggregated in parallel, each worker thread
+    /// folding the chunks it parses into an accumulator of its own (spilling, within its
+    /// share of the budget), merged at the end into a [`MetricsAccumulator::spilling`]
+    /// accumulator. De-duplication is deferred so that
     /// it needs no table of every id in memory: each record's id hash and position go to a
     /// sorted log (spilled like the accumulator's state), and after the last input the log
     /// says which records repeat an earlier id. Usually none do, and the one pass is the
@@ -367,18 +370,26 @@ impl MetricsScan {
         open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
     ) -> Result<MetricsAccumulator> {
         let budget = self.memory_budget();
+        // A worker's fold may live for the whole scan, so it spills too: the budget is shared
+        // among the workers, but never below what one chunk's records need, so a fold of one
+        // chunk stays in memory (a chunk of the shortest records needs ~0.4 MB).
+        let worker_budget = (budget / rayon::current_num_threads().max(1)).max(1 << 20);
         self.fold_inputs(
             inputs,
             open,
             || MetricsAccumulator::spilling_within(budget),
-            MetricsAccumulator::new,
+            move || MetricsAccumulator::spilling_within(worker_budget),
         )
     }
 
     /// Like [`aggregate_inputs`](Self::aggregate_inputs), for any [`RecordFold`]: each chunk
     /// is folded into its own `new_chunk()` on a worker thread, and the chunks are merged in
     /// input order into `new_total()` (made again if the inputs must be read a second time to
-    /// leave out repeated ids). The same de-duplication, filter and counts as
+    /// leave out repeated ids). An [order-free](RecordFold::ORDER_FREE) fold is instead made
+    /// once per worker thread with `new_chunk()`, folds every chunk that worker parses, and
+    /// the workers' folds are merged into the total at the end — except where a chunk may
+    /// have to be folded again without its repeated ids (standard input among the inputs,
+    /// and the second read). The same de-duplication, filter and counts as
     /// [`visit`](Self::visit) reading the inputs one after another.
     pub fn fold_inputs<F: RecordFold>(
         &mut self,
@@ -399,6 +410,11 @@ impl MetricsScan {
                 next_index: 0,
             }
         };
+        // Where no chunk's fold can be dropped for holding a repeated id (every record is
+        // kept, or repeats are left out by a second pass), an order-free fold is kept per
+        // worker instead of per chunk.
+        let workers = (F::ORDER_FREE && matches!(dedup, Dedup::Off | Dedup::Deferred { .. }))
+            .then(|| Arc::new(WorkerFolds::new()));
         let mut read_bytes = Vec::with_capacity(inputs.len());
         let mut position = 0;
         for input in inputs {
@@ -406,12 +422,16 @@ impl MetricsScan {
                 input,
                 open(input)?,
                 &new_chunk,
+                workers.as_ref(),
                 &mut position,
                 &mut dedup,
                 &mut first,
             )?;
             read_bytes.push(report.bytes);
             self.report.inputs.push(report);
+        }
+        if let Some(workers) = workers {
+            workers.merge_into(&mut first);
         }
         let Dedup::Deferred { ids, .. } = dedup else {
             return Ok(first);
@@ -439,6 +459,7 @@ impl MetricsScan {
                 input,
                 Box::new(reader),
                 &new_chunk,
+                None,
                 &mut position,
                 &mut dedup,
                 &mut second,
@@ -448,12 +469,15 @@ impl MetricsScan {
     }
 
     /// Reads one input in newline-aligned chunks folded on the rayon pool, merging each
-    /// chunk's fold into `into` in input order. `position` counts the valid records before.
+    /// chunk's fold into `into` in input order — or, given `workers`, into the worker's own
+    /// fold. `position` counts the valid records before.
+    #[allow(clippy::too_many_arguments)]
     fn read_chunks<F: RecordFold>(
         &mut self,
         input: &Input,
         reader: Box<dyn Read + '_>,
         new_chunk: &Arc<impl Fn() -> F + Send + Sync + 'static>,
+        workers: Option<&Arc<WorkerFolds<F>>>,
         position: &mut u64,
         dedup: &mut Dedup<'_>,
         into: &mut F,
@@ -465,10 +489,11 @@ impl MetricsScan {
         };
         let filter = Arc::new(self.filter.clone());
         let new_chunk = Arc::clone(new_chunk);
+        let workers = workers.map(Arc::clone);
         let mut lines_before = 0u64;
         parse_chunks(
             reader,
-            move |chunk| ChunkResult::parse(chunk, &filter, new_chunk()),
+            move |chunk| ChunkResult::parse_for(chunk, &filter, &*new_chunk, workers.as_deref()),
             |result| {
                 Some(self.absorb(
                     result,
@@ -510,12 +535,16 @@ impl MetricsScan {
         self.report.duplicates += duplicate_count;
         if duplicate_count == 0 {
             // The common case: the chunk's own fold is exactly right.
-            into.merge(chunk.fold, offset);
+            if let Some(fold) = chunk.fold {
+                into.merge(fold, offset);
+            }
             self.report.kept += chunk.matched;
             self.report.filtered_out += chunk.hashes.len() as u64 - chunk.matched;
             return chunk.bytes_read;
         }
-        // Rare: parse the chunk again, leaving the duplicates out.
+        // Rare: parse the chunk again, leaving the duplicates out. (Only chunks with a fold
+        // of their own can hold repeats: see `fold_inputs`.)
+        debug_assert!(chunk.fold.is_some());
         let mut index = 0;
         let _ = visit_records(
             &chunk.bytes_read[..],
@@ -650,6 +679,13 @@ pub trait RecordFold: Send + 'static {
     fn add(&mut self, m: &InvocationMetric, index: u64);
     /// Appends `later`, which folded the records that follow, from position `offset` on.
     fn merge(&mut self, later: Self, offset: u64);
+
+    /// Whether the fold is the same whatever order records are added and values merged in,
+    /// `index` and `offset` unused (as for [`MetricsAccumulator`]). Such a fold may be kept
+    /// per worker thread, each folding every chunk it parses, and the workers' values merged
+    /// once at the end instead of a value per chunk: far less merging when records fall into
+    /// thousands of groups.
+    const ORDER_FREE: bool = false;
 }
 
 /// Keeps nothing: for a scan that only counts records and finds damaged lines.
@@ -667,6 +703,40 @@ impl RecordFold for MetricsAccumulator {
     fn merge(&mut self, later: Self, _: u64) {
         self.absorb(later);
     }
+
+    const ORDER_FREE: bool = true;
+}
+
+/// One fold per worker thread of the pool, for an [order-free](RecordFold::ORDER_FREE) fold:
+/// a worker folds every chunk it parses into its own value.
+struct WorkerFolds<F>(Vec<Mutex<Option<F>>>);
+
+impl<F: RecordFold> WorkerFolds<F> {
+    fn new() -> Self {
+        Self(
+            (0..rayon::current_num_threads().max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+        )
+    }
+
+    /// Runs `work` on the calling worker's fold, made by `new_fold` at its first use. Each
+    /// worker has a slot of its own, so the lock is never contended; it only makes sharing
+    /// the slots safe whatever thread calls.
+    fn with<R>(&self, new_fold: impl FnOnce() -> F, work: impl FnOnce(&mut F) -> R) -> R {
+        let slot = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        let mut fold = self.0[slot].lock().unwrap_or_else(|e| e.into_inner());
+        work(fold.get_or_insert_with(new_fold))
+    }
+
+    /// The workers' folds, all merged into `into`.
+    fn merge_into(&self, into: &mut F) {
+        for slot in &self.0 {
+            if let Some(fold) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                into.merge(fold, 0);
+            }
+        }
+    }
 }
 
 /// What a parser thread made of one newline-aligned chunk.
@@ -677,21 +747,40 @@ struct ChunkResult<F> {
     bytes_read: Vec<u8>,
     /// `invocationId` hashes of its valid records, in order.
     hashes: Vec<u64>,
-    /// The fold of the records that pass the filter, and how many those are.
-    fold: F,
+    /// The fold of the records that pass the filter (`None` where the worker's own fold took
+    /// them), and how many those are.
+    fold: Option<F>,
     matched: u64,
     /// Invalid lines, numbered from the chunk's start.
     problems: Vec<LineProblem>,
 }
 
 impl<F: RecordFold> ChunkResult<F> {
-    fn parse(chunk: Chunk, filter: &RecordFilter, fold: F) -> Self {
+    /// Parses `chunk` into its own new fold, or into the worker's fold where there is one.
+    fn parse_for(
+        chunk: Chunk,
+        filter: &RecordFilter,
+        new_fold: impl FnOnce() -> F,
+        workers: Option<&WorkerFolds<F>>,
+    ) -> Self {
+        match workers {
+            Some(workers) => workers.with(new_fold, |fold| Self::parse(chunk, filter, fold)),
+            None => {
+                let mut fold = new_fold();
+                let mut result = Self::parse(chunk, filter, &mut fold);
+                result.fold = Some(fold);
+                result
+            }
+        }
+    }
+
+    fn parse(chunk: Chunk, filter: &RecordFilter, fold: &mut F) -> Self {
         let mut result = Self {
             bytes: chunk.bytes(),
             lines: chunk.lines(),
             bytes_read: Vec::new(),
             hashes: Vec::new(),
-            fold,
+            fold: None,
             matched: 0,
             problems: Vec::new(),
         };
@@ -711,7 +800,7 @@ impl<F: RecordFold> ChunkResult<F> {
                 let index = result.hashes.len() as u64;
                 result.hashes.push(id_hash(&m.invocation_id));
                 if filter.matches(m) {
-                    result.fold.add(m, index);
+                    fold.add(m, index);
                     result.matched += 1;
                 }
             },

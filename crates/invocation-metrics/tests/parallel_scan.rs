@@ -214,3 +214,113 @@ fn a_failing_input_hands_on_what_was_read_before_the_error() {
     .unwrap();
     assert_eq!((kept.len(), scan.finish().duplicates), (10, 10));
 }
+
+/// Records in thousands of groups (an agent per few records, hundreds of phases, some
+/// models, tiers and error classes), over several parser chunks.
+fn many_groups_file(records: u64) -> (Vec<u8>, MetricsAccumulator) {
+    let mut file = Vec::new();
+    let mut expected = MetricsAccumulator::new();
+    for i in 0..records {
+        let mut m = common::metric(format!("g{i}"), i);
+        m.agent = format!("agent-{}", (i * 7919) % (records / 3));
+        m.phase = ((i * 31) % 701) as u32;
+        m.duration_ms = (i * 7_919) % 400_000;
+        m.model = (i % 5 > 0).then(|| format!("model-{}", i % 17));
+        m.tier = (i % 3 == 0).then(|| format!("tier-{}", i % 4));
+        m.error_class = (i % 11 == 0).then(|| format!("class-{}", i % 6));
+        m.attempt = (i % 4) as u32 + 1;
+        expected.add(&m);
+        file.extend(m.to_json_line().bytes());
+        file.push(b'\n');
+    }
+    (file, expected)
+}
+
+/// Where no chunk can hold a repeat (no repeated ids; or every record kept), each worker
+/// thread folds every chunk it parses into one accumulator: the result must equal the
+/// sequential fold, and so must the per-chunk folds standard input gets.
+#[test]
+fn worker_folds_over_many_groups_equal_the_sequential_fold() {
+    let (file, expected) = many_groups_file(40_000);
+    assert!(file.len() > 2 * (4 << 20), "spans several chunks");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invocations.jsonl");
+    std::fs::write(&path, &file).unwrap();
+    let options = AggregateOptions::default();
+    let expected = expected.finish(&options);
+    assert!(
+        expected.invocations_by_agent.len() == 13_333 && expected.invocations_by_phase.len() == 701
+    );
+    for (input, keep_duplicates, budget) in [
+        (Input::File(path.clone()), false, None),
+        (Input::File(path.clone()), true, None),
+        (Input::File(path.clone()), false, Some(4096)),
+        (Input::Stdin, false, None),
+    ] {
+        let case = format!("{input:?}, keep duplicates: {keep_duplicates}, budget {budget:?}");
+        let mut scan = MetricsScan::new(RecordFilter::default()).keep_duplicates(keep_duplicates);
+        if let Some(bytes) = budget {
+            scan = scan.with_memory_budget(bytes);
+        }
+        let total = scan
+            .aggregate_inputs(std::slice::from_ref(&input), |_| {
+                Ok(Box::new(std::io::Cursor::new(file.clone())))
+            })
+            .unwrap();
+        assert_eq!(total.try_finish(&options).unwrap(), expected, "{case}");
+        assert_eq!(scan.finish().kept, 40_000, "{case}");
+    }
+}
+
+/// An order-free fold that counts how many values were made.
+#[derive(Default)]
+struct Counted(u64);
+
+impl invocation_metrics::RecordFold for Counted {
+    fn add(&mut self, _: &invocation_metrics::InvocationMetric, _: u64) {
+        self.0 += 1;
+    }
+
+    fn merge(&mut self, later: Self, _: u64) {
+        self.0 += later.0;
+    }
+
+    const ORDER_FREE: bool = true;
+}
+
+/// An order-free fold is made once per worker thread, not once per chunk — except where a
+/// chunk may have to be folded again without its repeats (standard input).
+#[test]
+fn an_order_free_fold_is_made_once_per_worker_not_per_chunk() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (file, _) = many_groups_file(40_000);
+    // Chunks are at most 4 MiB.
+    let chunks = file.len().div_ceil(4 << 20);
+    assert!(chunks > rayon::current_num_threads() || rayon::current_num_threads() > 2);
+    for input in [Input::File("unused".into()), Input::Stdin] {
+        let made = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&made);
+        let mut scan = MetricsScan::new(RecordFilter::default());
+        let total = scan
+            .fold_inputs(
+                std::slice::from_ref(&input),
+                |_| Ok(Box::new(std::io::Cursor::new(file.clone()))),
+                Counted::default,
+                move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Counted::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(total.0, 40_000, "{input:?}");
+        let made = made.load(Ordering::Relaxed);
+        let expected = match input {
+            Input::Stdin => chunks..=usize::MAX,
+            _ => 1..=rayon::current_num_threads(),
+        };
+        assert!(
+            expected.contains(&made),
+            "{input:?}: {made} folds for {chunks}+ chunks"
+        );
+    }
+}
