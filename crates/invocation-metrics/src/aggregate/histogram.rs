@@ -33,11 +33,22 @@ pub(super) struct DurationHistogram {
 /// in order when percentiles are read.
 const FEW_MAX: usize = 32;
 
-/// Counts per bucket: which form holds them changes memory and speed, never a result.
+/// Buckets added one at a time that wait, unsorted, before they are counted together.
+const PENDING_MAX: usize = 64;
+
+/// Counts per bucket. Where the counters are small and many (a histogram per group, thousands
+/// of groups), a single add is appended to `pending` — a store, which need not wait for the
+/// cache — and counted with the next [`PENDING_MAX`] at once, in bucket order; finding the
+/// counter on every add missed the cache twice (a fifth of a summary of 4,000 phases).
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    pending: Vec<u32>,
+    counted: Counted,
+}
+
+/// The counted buckets: which form holds them changes memory and speed, never a result.
 #[derive(Debug, Clone)]
-enum Counts {
-    /// One bucket and its count: the most common group of all holds one record.
-    Single(u32, u64),
+enum Counted {
     /// Up to [`FEW_MAX`] (bucket, count) pairs, sorted by bucket, counts above zero.
     Few(Vec<(u32, u64)>),
     /// Count by bucket, counts above zero. A map rather than a sorted list: inserting into
@@ -48,7 +59,7 @@ enum Counts {
     Dense(Vec<u64>),
 }
 
-impl Default for Counts {
+impl Default for Counted {
     fn default() -> Self {
         Self::Few(Vec::new())
     }
@@ -56,18 +67,58 @@ impl Default for Counts {
 
 impl Counts {
     fn add(&mut self, bucket: usize, n: u64) {
-        // Buckets are below 60,000 (see the tests), so u32 holds them.
+        match &mut self.counted {
+            // A dense array's counters are few and warm: counted at once.
+            Counted::Dense(counts) if bucket < counts.len() => counts[bucket] += n,
+            _ if n == 1 => {
+                // Buckets are below 60,000 (see the tests), so u32 holds them.
+                self.pending.push(bucket as u32);
+                if self.pending.len() == PENDING_MAX {
+                    self.count_pending();
+                }
+            }
+            counted => counted.add(bucket, n),
+        }
+    }
+
+    /// Counts the pending buckets, a run of equal ones at a time.
+    fn count_pending(&mut self) {
+        self.pending.sort_unstable();
+        for run in self.pending.chunk_by(|a, b| a == b) {
+            self.counted.add(run[0] as usize, run.len() as u64);
+        }
+        self.pending.clear();
+    }
+
+    /// (bucket, count) in bucket order, counts above zero.
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let mut pending = self.pending.clone();
+        pending.sort_unstable();
+        let pending: Vec<(usize, u64)> = pending
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0] as usize, run.len() as u64))
+            .collect();
+        let (mut counted, mut pending) = (
+            self.counted.iter().peekable(),
+            pending.into_iter().peekable(),
+        );
+        std::iter::from_fn(move || match (counted.peek(), pending.peek()) {
+            (Some(&(a, n)), Some(&(b, m))) if a == b => {
+                counted.next();
+                pending.next();
+                Some((a, n + m))
+            }
+            (Some(&(a, _)), Some(&(b, _))) if b < a => pending.next(),
+            (Some(_), _) => counted.next(),
+            (None, _) => pending.next(),
+        })
+    }
+}
+
+impl Counted {
+    fn add(&mut self, bucket: usize, n: u64) {
         let key = bucket as u32;
         match self {
-            Self::Few(pairs) if pairs.is_empty() => *self = Self::Single(key, n),
-            Self::Single(only, count) if *only == key => *count += n,
-            Self::Single(only, count) => {
-                let mut pairs = Vec::with_capacity(4);
-                pairs.push((*only, *count));
-                let at = usize::from(key > *only);
-                pairs.insert(at, (key, n));
-                *self = Self::Few(pairs);
-            }
             Self::Few(pairs) => match pairs.binary_search_by_key(&key, |(b, _)| *b) {
                 Ok(at) => pairs[at].1 += n,
                 Err(_) if pairs.len() == FEW_MAX => {
@@ -108,7 +159,6 @@ impl Counts {
     /// (bucket, count) in bucket order, counts above zero.
     fn iter(&self) -> Box<dyn Iterator<Item = (usize, u64)> + '_> {
         match self {
-            Self::Single(only, count) => Box::new(std::iter::once((*only as usize, *count))),
             Self::Few(pairs) => Box::new(pairs.iter().map(|(b, n)| (*b as usize, *n))),
             Self::Sparse(counts) => {
                 let mut pairs: Vec<(usize, u64)> =
@@ -169,10 +219,10 @@ impl DurationHistogram {
     }
 
     pub fn merge(&mut self, other: &Self) {
-        if let Counts::Dense(theirs) = &other.counts
+        if let Counted::Dense(theirs) = &other.counts.counted
             && theirs.len() > SPARSE_MAX
         {
-            self.counts.densify();
+            self.counts.counted.densify();
         }
         for (bucket, n) in other.counts.iter() {
             self.counts.add(bucket, n);
@@ -268,7 +318,7 @@ mod tests {
         let durations: Vec<u64> = (0..6000u64).map(|i| (i * 7919) % 4_000_000).collect();
         let mut whole = DurationHistogram::default();
         durations.iter().for_each(|d| whole.add(*d));
-        assert!(matches!(whole.counts, Counts::Dense(_)));
+        assert!(matches!(whole.counts.counted, Counted::Dense(_)));
 
         let histograms_of_chunks = |size: usize| -> Vec<DurationHistogram> {
             durations
@@ -281,9 +331,16 @@ mod tests {
                 .collect()
         };
         let parts = histograms_of_chunks(100);
-        assert!(parts.iter().all(|h| matches!(h.counts, Counts::Sparse(_))));
+        assert!(
+            parts
+                .iter()
+                .all(|h| matches!(h.counts.counted, Counted::Sparse(_)))
+        );
         let few = histograms_of_chunks(20);
-        assert!(few.iter().all(|h| matches!(h.counts, Counts::Few(_))));
+        assert!(
+            few.iter()
+                .all(|h| matches!(h.counts.counted, Counted::Few(_)))
+        );
         let mut merged_few = DurationHistogram::default();
         few.iter().rev().for_each(|h| merged_few.merge(h));
         assert_eq!(merged_few, whole);
@@ -321,6 +378,47 @@ mod tests {
                 "{distinct} buckets"
             );
         }
+    }
+
+    /// Single adds wait unsorted and are counted in batches: whatever is pending, counted,
+    /// or both, every listing and percentile is the same as counting each add at once —
+    /// also for a bucket past the end of a dense array.
+    #[test]
+    fn pending_adds_count_the_same_as_counted_ones() {
+        let durations: Vec<u64> = (0..5000u64).map(|i| (i * 7919) % 3_000).collect();
+        for taken in [
+            0,
+            1,
+            PENDING_MAX - 1,
+            PENDING_MAX,
+            PENDING_MAX + 1,
+            1500,
+            5000,
+        ] {
+            let mut h = DurationHistogram::default();
+            durations[..taken].iter().for_each(|d| h.add(*d));
+            // The reference: every count goes straight into the counted form.
+            let mut reference = Counted::default();
+            durations[..taken]
+                .iter()
+                .for_each(|d| reference.add(bucket_of(*d), 1));
+            assert!(h.counts.pending.len() < PENDING_MAX, "{taken}");
+            assert!(h.counts.iter().eq(reference.iter()), "{taken}");
+        }
+        let mut dense = DurationHistogram::default();
+        durations.iter().for_each(|d| dense.add(*d));
+        assert!(matches!(dense.counts.counted, Counted::Dense(_)));
+        let waiting = dense.counts.pending.len();
+        dense.add(1 << 30);
+        dense.add(5);
+        assert_eq!(
+            dense.counts.pending.len(),
+            waiting + 1,
+            "only past the end waits"
+        );
+        let listed: Vec<(usize, u64)> = dense.counts.iter().collect();
+        assert_eq!(listed.last(), Some(&(bucket_of(1 << 30), 1)));
+        assert_eq!(dense.percentile(100), lower_bound(bucket_of(1 << 30)));
     }
 
     /// Equal means the same counts too, not only the same total and extremes.

@@ -265,10 +265,10 @@ type Groups<K> = HashMap<K, GroupAccumulator, FastHash>;
 
 /// Summarises `groups`, freeing each group's histogram as its summary is made. Collected,
 /// not inserted one by one: the entries are sorted once and the map built with full nodes.
-fn into_summaries<K: Ord>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
+fn into_summaries<K, O: Ord + From<K>>(groups: Groups<K>) -> BTreeMap<O, GroupSummary> {
     groups
         .into_iter()
-        .map(|(key, group)| (key, group.summary()))
+        .map(|(key, group)| (key.into(), group.summary()))
         .collect()
 }
 
@@ -500,8 +500,8 @@ impl MetricsAccumulator {
     }
 
     /// Like [`try_finish`](Self::try_finish), consuming the accumulator: each group's
-    /// running totals are freed as its summary is made, so the two never both exist in
-    /// full — about half the peak memory when there are very many groups.
+    /// histogram is freed as its summary is made, so the two never both exist in full —
+    /// less peak memory when there are very many groups.
     pub fn try_into_aggregate(
         mut self,
         options: &AggregateOptions,
@@ -545,10 +545,10 @@ impl MetricsAccumulator {
 
     /// Every group's summary, the accumulator left as it is.
     fn summaries(&self) -> GroupSummaries {
-        fn of<K: Clone + Ord>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
+        fn of<K: Clone, O: Ord + From<K>>(groups: &Groups<K>) -> BTreeMap<O, GroupSummary> {
             groups
                 .iter()
-                .map(|(k, g)| (k.clone(), g.summary()))
+                .map(|(k, g)| (k.clone().into(), g.summary()))
                 .collect()
         }
         GroupSummaries {
