@@ -162,12 +162,7 @@ pub(crate) fn parse_line_into(
     line: &[u8],
     into: &mut InvocationMetric,
 ) -> Result<Dialect, LineError> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() > MAX_LINE_BYTES {
-        return Err(LineError::TooLong {
-            len: line.len() as u64,
-        });
-    }
+    let line = within_limit(line)?;
     if let Some(raw) = crate::scan::scan_line(line) {
         let dialect = raw.dialect();
         if normalize_into(raw, dialect, into).is_ok() && into.validate().is_ok() {
@@ -183,15 +178,22 @@ pub(crate) fn parse_line_into(
 /// same record, or the same error, for every line.
 #[doc(hidden)]
 pub fn parse_line_general(line: &[u8]) -> Result<InvocationMetric, LineError> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() > MAX_LINE_BYTES {
-        return Err(LineError::TooLong {
-            len: line.len() as u64,
-        });
-    }
+    let line = within_limit(line)?;
     let mut into = InvocationMetric::blank();
     parse_general_into(line, &mut into)?;
     Ok(into)
+}
+
+/// The line without a trailing `\r` (a CRLF file's), refused if longer than
+/// [`MAX_LINE_BYTES`].
+fn within_limit(line: &[u8]) -> Result<&[u8], LineError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match line.len() > MAX_LINE_BYTES {
+        true => Err(LineError::TooLong {
+            len: line.len() as u64,
+        }),
+        false => Ok(line),
+    }
 }
 
 fn parse_general_into(line: &[u8], into: &mut InvocationMetric) -> Result<Dialect, LineError> {
@@ -682,7 +684,100 @@ mod tests {
 
     #[test]
     fn over_long_lines_are_refused_without_parsing() {
-        let line = vec![b' '; MAX_LINE_BYTES + 1];
-        assert!(matches!(parse_line(&line), Err(LineError::TooLong { .. })));
+        let too_long = vec![b' '; MAX_LINE_BYTES + 1];
+        let longest = vec![b' '; MAX_LINE_BYTES];
+        let longest_crlf = [&longest[..], b"\r"].concat();
+        for parse in [parse_line, parse_line_general] {
+            let error = parse(&too_long).unwrap_err();
+            assert_eq!(
+                error,
+                LineError::TooLong {
+                    len: MAX_LINE_BYTES as u64 + 1
+                }
+            );
+            // At the limit (its `\r` not counted) the line is read, and found to be blank.
+            for line in [&longest, &longest_crlf] {
+                assert!(matches!(parse(line), Err(LineError::Json(_))));
+            }
+        }
+    }
+
+    /// A line is native only with every field the seed requires; lacking any one, another
+    /// dialect's field makes it that dialect's.
+    #[test]
+    fn a_line_is_native_only_with_every_seed_field() {
+        const REQUIRED: [&str; 11] = [
+            "\"invocationId\":\"i1\",",
+            "\"agent\":\"a\",",
+            "\"phase\":1,",
+            "\"durationMs\":5,",
+            "\"tokens\":3,",
+            "\"cost\":0.1,",
+            "\"exitCode\":0,",
+            "\"success\":true,",
+            "\"attempt\":1,",
+            "\"outputParsed\":true,",
+            ",\"timestamp\":\"2026-11-25T10:00:00.000Z\"",
+        ];
+        let dialect = |line: &str| serde_json::from_str::<RawLine<'_>>(line).unwrap().dialect();
+        for marker in [
+            "\"agentType\":\"b\"",
+            "\"tokensTotal\":4",
+            "\"costUsd\":0.2",
+        ] {
+            let with_marker = NATIVE.replacen('{', &format!("{{{marker},"), 1);
+            assert_eq!(dialect(&with_marker), Dialect::Native, "{with_marker}");
+            for field in REQUIRED {
+                let line = with_marker.replace(field, "");
+                assert_ne!(line, with_marker, "{field}");
+                assert_eq!(dialect(&line), Dialect::Framework, "{line}");
+            }
+        }
+        let launcher = NATIVE.replace("\"durationMs\":5", "\"duration\":5");
+        assert_eq!(dialect(&launcher), Dialect::Launcher);
+        let both = NATIVE.replace("\"tokens\":3", "\"duration\":5");
+        assert_eq!(
+            dialect(&both),
+            Dialect::Native,
+            "durationMs present: not launcher"
+        );
+    }
+
+    /// Where the seed's field is missing from a native line, the error names it — another
+    /// dialect's stand-in (`status` for `success`) counts for nothing, and no default
+    /// (a launcher's 0 tokens or cost) is taken.
+    #[test]
+    fn a_native_line_missing_a_required_field_names_it() {
+        for (field, spelled) in [
+            ("invocationId", "\"invocationId\":\"i1\","),
+            ("agent", "\"agent\":\"a\","),
+            ("phase", "\"phase\":1,"),
+            ("durationMs", "\"durationMs\":5,"),
+            ("tokens", "\"tokens\":3,"),
+            ("cost", "\"cost\":0.1,"),
+            ("exitCode", "\"exitCode\":0,"),
+            ("success", "\"success\":true,"),
+            ("attempt", "\"attempt\":1,"),
+            ("outputParsed", "\"outputParsed\":true,"),
+            ("timestamp", ",\"timestamp\":\"2026-11-25T10:00:00.000Z\""),
+        ] {
+            let line = NATIVE.replace(spelled, "");
+            let line = match field {
+                "success" => line.replace('}', ",\"status\":\"success\"}"),
+                _ => line,
+            };
+            for parse in [parse_line, parse_line_general] {
+                match parse(line.as_bytes()) {
+                    Err(LineError::Field(e)) => {
+                        assert_eq!(
+                            (e.field, e.reason.as_str()),
+                            (field, "is missing"),
+                            "{line}"
+                        );
+                    }
+                    other => panic!("{line}: expected {field} missing, got {other:?}"),
+                }
+            }
+        }
     }
 }
