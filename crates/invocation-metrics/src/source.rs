@@ -236,9 +236,8 @@ impl MetricsScan {
 
     /// Sets how many bytes of each kind of per-record state
     /// [`aggregate_inputs`](Self::aggregate_inputs) keeps in memory before spilling it to a
-    /// temporary file (default 8 MB; see [`MetricsAccumulator::spilling`]), shared among the
-    /// worker threads' accumulators but at least 1 MiB each. Lower means less memory and
-    /// more temporary-file traffic; the result is the same.
+    /// temporary file (default 8 MB; see [`MetricsAccumulator::spilling`]). Lower means less
+    /// memory and more temporary-file traffic; the result is the same.
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.memory_budget = Some(bytes);
         self
@@ -338,10 +337,10 @@ impl MetricsScan {
     /// [`MetricsAccumulator::add`], computed on all cores and in bounded memory. `open` opens an input for reading (the
     /// place to wrap it in a progress bar); it may be called twice per input, see below.
     ///
-    /// Newline-aligned chunks are parsed and aggregated in parallel, each worker thread
-    /// folding the chunks it parses into an accumulator of its own (spilling, within its
-    /// share of the budget), merged at the end into a [`MetricsAccumulator::spilling`]
-    /// accumulator. De-duplication is deferred so that
+    /// Newline-aligned chunks are parsed and aggregated in parallel and merged into a
+    /// [`MetricsAccumulator::spilling`] accumulator (each worker thread keeps its groups'
+    /// running totals across chunks while they are few, see [`RecordFold::ORDER_FREE`]).
+    /// De-duplication is deferred so that
     /// it needs no table of every id in memory: each record's id hash and position go to a
     /// sorted log (spilled like the accumulator's state), and after the last input the log
     /// says which records repeat an earlier id. Usually none do, and the one pass is the
@@ -370,15 +369,11 @@ impl MetricsScan {
         open: impl FnMut(&Input) -> Result<Box<dyn Read>>,
     ) -> Result<MetricsAccumulator> {
         let budget = self.memory_budget();
-        // A worker's fold may live for the whole scan, so it spills too: the budget is shared
-        // among the workers, but never below what one chunk's records need, so a fold of one
-        // chunk stays in memory (a chunk of the shortest records needs ~0.4 MB).
-        let worker_budget = (budget / rayon::current_num_threads().max(1)).max(1 << 20);
         self.fold_inputs(
             inputs,
             open,
             || MetricsAccumulator::spilling_within(budget),
-            move || MetricsAccumulator::spilling_within(worker_budget),
+            MetricsAccumulator::new,
         )
     }
 
@@ -386,11 +381,12 @@ impl MetricsScan {
     /// is folded into its own `new_chunk()` on a worker thread, and the chunks are merged in
     /// input order into `new_total()` (made again if the inputs must be read a second time to
     /// leave out repeated ids). An [order-free](RecordFold::ORDER_FREE) fold is instead made
-    /// once per worker thread with `new_chunk()`, folds every chunk that worker parses, and
-    /// the workers' folds are merged into the total at the end — except where a chunk may
-    /// have to be folded again without its repeated ids (standard input among the inputs,
-    /// and the second read). The same de-duplication, filter and counts as
-    /// [`visit`](Self::visit) reading the inputs one after another.
+    /// once per worker thread with `new_chunk()` and folds every chunk that worker parses;
+    /// after each chunk, what [`RecordFold::hand_back`] gives is merged into the total, and
+    /// what is left at the end — except where a chunk may have to be folded again without
+    /// its repeated ids (standard input among the inputs, and the second read). The same
+    /// de-duplication, filter and counts as [`visit`](Self::visit) reading the inputs one
+    /// after another.
     pub fn fold_inputs<F: RecordFold>(
         &mut self,
         inputs: &[Input],
@@ -672,7 +668,7 @@ fn id_hash(id: &str) -> u64 {
 /// A computation over records that runs on every core: each newline-aligned chunk of input
 /// is folded into its own value on a worker thread, and the values are merged in input order
 /// ([`MetricsScan::fold_inputs`]). [`MetricsAccumulator`] is one.
-pub trait RecordFold: Send + 'static {
+pub trait RecordFold: Send + Sized + 'static {
     /// Folds in one record. `index` numbers the valid records of what this value covers from
     /// 0 — records left out as repeats or by the filter count too — so that, with the offset
     /// [`merge`](Self::merge) is given, it places the record among all the inputs.
@@ -682,10 +678,19 @@ pub trait RecordFold: Send + 'static {
 
     /// Whether the fold is the same whatever order records are added and values merged in,
     /// `index` and `offset` unused (as for [`MetricsAccumulator`]). Such a fold may be kept
-    /// per worker thread, each folding every chunk it parses, and the workers' values merged
-    /// once at the end instead of a value per chunk: far less merging when records fall into
-    /// thousands of groups.
+    /// per worker thread, folding every chunk that worker parses, with
+    /// [`hand_back`](Self::hand_back) deciding after each chunk what goes to the total at
+    /// once: far less merging when records fall into thousands of groups.
     const ORDER_FREE: bool = false;
+
+    /// For an [order-free](Self::ORDER_FREE) fold kept by a worker thread: called after each
+    /// chunk it folds, returns the part to merge into the total now, leaving in `self` what
+    /// is worth folding on into (state that is bounded, and costly to merge often). The
+    /// worker's memory is what this leaves, so it must not grow with the input. The default
+    /// keeps everything, which suits a fold whose state is bounded (counts, sums).
+    fn hand_back(&mut self) -> Option<Self> {
+        None
+    }
 }
 
 /// Keeps nothing: for a scan that only counts records and finds damaged lines.
@@ -705,10 +710,15 @@ impl RecordFold for MetricsAccumulator {
     }
 
     const ORDER_FREE: bool = true;
+
+    fn hand_back(&mut self) -> Option<Self> {
+        Some(self.hand_back_all_but_groups())
+    }
 }
 
 /// One fold per worker thread of the pool, for an [order-free](RecordFold::ORDER_FREE) fold:
-/// a worker folds every chunk it parses into its own value.
+/// a worker folds every chunk it parses into its own value, handing back part of it after
+/// each chunk.
 struct WorkerFolds<F>(Vec<Mutex<Option<F>>>);
 
 impl<F: RecordFold> WorkerFolds<F> {
@@ -747,8 +757,8 @@ struct ChunkResult<F> {
     bytes_read: Vec<u8>,
     /// `invocationId` hashes of its valid records, in order.
     hashes: Vec<u64>,
-    /// The fold of the records that pass the filter (`None` where the worker's own fold took
-    /// them), and how many those are.
+    /// The fold of the records that pass the filter (where a worker's fold took them, the
+    /// part it handed back, if any), and how many those are.
     fold: Option<F>,
     matched: u64,
     /// Invalid lines, numbered from the chunk's start.
@@ -764,7 +774,11 @@ impl<F: RecordFold> ChunkResult<F> {
         workers: Option<&WorkerFolds<F>>,
     ) -> Self {
         match workers {
-            Some(workers) => workers.with(new_fold, |fold| Self::parse(chunk, filter, fold)),
+            Some(workers) => workers.with(new_fold, |fold| {
+                let mut result = Self::parse(chunk, filter, fold);
+                result.fold = fold.hand_back();
+                result
+            }),
             None => {
                 let mut fold = new_fold();
                 let mut result = Self::parse(chunk, filter, &mut fold);

@@ -49,6 +49,8 @@ struct Counts {
 /// The counted buckets: which form holds them changes memory and speed, never a result.
 #[derive(Debug, Clone)]
 enum Counted {
+    /// One bucket and its count: the most common group of all holds one record.
+    Single(u32, u64),
     /// Up to [`FEW_MAX`] (bucket, count) pairs, sorted by bucket, counts above zero.
     Few(Vec<(u32, u64)>),
     /// Count by bucket, counts above zero. A map rather than a sorted list: inserting into
@@ -70,6 +72,10 @@ impl Counts {
         match &mut self.counted {
             // A dense array's counters are few and warm: counted at once.
             Counted::Dense(counts) if bucket < counts.len() => counts[bucket] += n,
+            // The first add needs no allocation.
+            Counted::Few(pairs) if pairs.is_empty() && self.pending.is_empty() => {
+                self.counted = Counted::Single(bucket as u32, n);
+            }
             _ if n == 1 => {
                 // Buckets are below 60,000 (see the tests), so u32 holds them.
                 self.pending.push(bucket as u32);
@@ -119,6 +125,15 @@ impl Counted {
     fn add(&mut self, bucket: usize, n: u64) {
         let key = bucket as u32;
         match self {
+            Self::Few(pairs) if pairs.is_empty() => *self = Self::Single(key, n),
+            Self::Single(only, count) if *only == key => *count += n,
+            Self::Single(only, count) => {
+                let mut pairs = Vec::with_capacity(4);
+                pairs.push((*only, *count));
+                let at = usize::from(key > *only);
+                pairs.insert(at, (key, n));
+                *self = Self::Few(pairs);
+            }
             Self::Few(pairs) => match pairs.binary_search_by_key(&key, |(b, _)| *b) {
                 Ok(at) => pairs[at].1 += n,
                 Err(_) if pairs.len() == FEW_MAX => {
@@ -159,6 +174,7 @@ impl Counted {
     /// (bucket, count) in bucket order, counts above zero.
     fn iter(&self) -> Box<dyn Iterator<Item = (usize, u64)> + '_> {
         match self {
+            Self::Single(only, count) => Box::new(std::iter::once((*only as usize, *count))),
             Self::Few(pairs) => Box::new(pairs.iter().map(|(b, n)| (*b as usize, *n))),
             Self::Sparse(counts) => {
                 let mut pairs: Vec<(usize, u64)> =
@@ -339,7 +355,7 @@ mod tests {
         let few = histograms_of_chunks(20);
         assert!(
             few.iter()
-                .all(|h| matches!(h.counts.counted, Counted::Few(_)))
+                .all(|h| matches!(h.counts.counted, Counted::Single(..) | Counted::Few(_)))
         );
         let mut merged_few = DurationHistogram::default();
         few.iter().rev().for_each(|h| merged_few.merge(h));

@@ -258,17 +258,40 @@ struct GroupSummaries {
     error_classes: BTreeMap<String, GroupSummary>,
 }
 
+/// Groups a worker thread's accumulator keeps across chunks, all dimensions together (see
+/// [`MetricsAccumulator::hand_back_all_but_groups`]): a group is ~200 bytes, so a worker
+/// keeps at most ~13 MB of them. Past it (a file of very many groups) the worker hands its
+/// groups to the total after each chunk, as a chunk's own accumulator would.
+const WORKER_GROUPS_MAX: usize = 1 << 16;
+
 /// Running totals per group, by key; sorted only when summarised. A hash map: with 30,000
 /// agents, a B-tree's lookup by name (a string comparison per level, each a cache miss) was
-/// a fifth of a summary's time.
-type Groups<K> = HashMap<K, GroupAccumulator, FastHash>;
+/// a fifth of a summary's time. Boxed, so that the table stays small: with a million groups
+/// the entries the table moved as it grew, 180 bytes each, took seconds.
+type Groups<K> = HashMap<K, Box<GroupAccumulator>, FastHash>;
 
-/// Summarises `groups`, freeing each group's histogram as its summary is made. Collected,
-/// not inserted one by one: the entries are sorted once and the map built with full nodes.
-fn into_summaries<K, O: Ord + From<K>>(groups: Groups<K>) -> BTreeMap<O, GroupSummary> {
-    groups
-        .into_iter()
-        .map(|(key, group)| (key.into(), group.summary()))
+/// Summarises `groups`, freeing each group's histogram as its summary is made.
+fn into_summaries<K: Ord>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
+    sorted(
+        groups
+            .into_iter()
+            .map(|(key, group)| (key, group.summary())),
+    )
+}
+
+/// The summaries by key. The keys are sorted with their positions (small pairs), not with
+/// their summaries: sorting a million (name, summary) pairs moved 150-byte entries a score
+/// of times each, most of a summary's time on a file of a million distinct agents.
+fn sorted<K: Ord>(entries: impl Iterator<Item = (K, GroupSummary)>) -> BTreeMap<K, GroupSummary> {
+    let (mut keys, mut summaries) = (Vec::new(), Vec::new());
+    for (key, summary) in entries {
+        keys.push((key, summaries.len()));
+        summaries.push(summary);
+    }
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Already in order: the map is built without sorting again, with full nodes.
+    keys.into_iter()
+        .map(|(key, at)| (key, summaries[at].clone()))
         .collect()
 }
 
@@ -466,6 +489,28 @@ impl MetricsAccumulator {
         };
     }
 
+    /// For an accumulator a worker thread keeps across chunks (see
+    /// [`RecordFold::hand_back`](crate::RecordFold::hand_back)): takes out the per-record
+    /// state, which grows with the input, leaving the sums and groups to fold on into —
+    /// unless the groups number more than [`WORKER_GROUPS_MAX`], then everything is taken.
+    /// Either way what stays is bounded, whatever the input.
+    pub(crate) fn hand_back_all_but_groups(&mut self) -> Self {
+        let groups = self.by_agent.len()
+            + self.by_phase.len()
+            + self.by_model.len()
+            + self.by_tier.len()
+            + self.by_error_class.len();
+        if groups > WORKER_GROUPS_MAX {
+            return std::mem::take(self);
+        }
+        Self {
+            retries_after: std::mem::take(&mut self.retries_after),
+            infra_failed: std::mem::take(&mut self.infra_failed),
+            running: std::mem::take(&mut self.running),
+            ..Self::default()
+        }
+    }
+
     /// [`merge`](Self::merge), moving `other`'s per-record state instead of copying it:
     /// much faster when many chunk accumulators are folded into one.
     pub fn absorb(&mut self, mut other: Self) {
@@ -545,11 +590,8 @@ impl MetricsAccumulator {
 
     /// Every group's summary, the accumulator left as it is.
     fn summaries(&self) -> GroupSummaries {
-        fn of<K: Clone, O: Ord + From<K>>(groups: &Groups<K>) -> BTreeMap<O, GroupSummary> {
-            groups
-                .iter()
-                .map(|(k, g)| (k.clone().into(), g.summary()))
-                .collect()
+        fn of<K: Clone + Ord>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
+            sorted(groups.iter().map(|(k, g)| (k.clone(), g.summary())))
         }
         GroupSummaries {
             agents: of(&self.by_agent),
@@ -995,5 +1037,60 @@ mod tests {
         assert_eq!(merged, whole);
         let options = AggregateOptions::default();
         assert_eq!(merged.finish(&options), whole.finish(&options));
+    }
+
+    /// A worker's accumulator hands back what grows with the records (the sorted logs) and
+    /// keeps its sums and groups — until the groups pass the limit, then it hands back all;
+    /// the pieces always add up to the whole.
+    #[test]
+    fn a_worker_keeps_its_groups_and_hands_back_per_record_state() {
+        let records: Vec<_> = (0..200)
+            .map(|i| {
+                let mut m = at(i * 41 % 900, (i as u64 * 53) % 400);
+                m.agent = format!("agent-{}", i % 7);
+                m.task_id = Some(format!("task-{}", i / 2));
+                m.attempt = (i % 2 + 1) as u32;
+                m.error_class = (i % 3 == 0).then(|| "timeout".to_owned());
+                m
+            })
+            .collect();
+        let whole: MetricsAccumulator = records.iter().collect();
+        let mut worker = MetricsAccumulator::new();
+        let mut total = MetricsAccumulator::new();
+        for chunk in records.chunks(64) {
+            chunk.iter().for_each(|m| worker.add(m));
+            let handed = worker.hand_back_all_but_groups();
+            assert_eq!(
+                (handed.count(), handed.by_agent.len(), worker.by_agent.len()),
+                (0, 0, 7),
+                "the groups stay"
+            );
+            assert_eq!(
+                (
+                    worker.running.last_time().is_none(),
+                    worker.retries_after.len(),
+                    worker.infra_failed.len()
+                ),
+                (true, 0, 0),
+                "per-record state goes"
+            );
+            assert!(handed.running.last_time().is_some() && handed.retries_after.len() > 0);
+            total.absorb(handed);
+        }
+        total.absorb(std::mem::take(&mut worker));
+        assert_eq!(total, whole);
+
+        // Past the limit, everything goes.
+        let mut crowded = MetricsAccumulator::new();
+        for i in 0..=WORKER_GROUPS_MAX {
+            let mut m = at(i as i64, 1);
+            m.agent = format!("agent-{i}");
+            crowded.add(&m);
+        }
+        let handed = crowded.hand_back_all_but_groups();
+        assert_eq!(
+            (crowded, handed.by_agent.len()),
+            (MetricsAccumulator::new(), WORKER_GROUPS_MAX + 1)
+        );
     }
 }
