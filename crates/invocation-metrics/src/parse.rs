@@ -549,12 +549,19 @@ mod tests {
         let (m, d) = parse_line_with_dialect(format!("{NATIVE}\r").as_bytes()).unwrap();
         assert_eq!(d, Dialect::Native);
         assert_eq!(m.to_json_line(), NATIVE);
-        let utf16: Vec<u8> = [0xff, 0xfe]
+        // UTF-16 with its byte order mark, either way round, is named as such.
+        let little: Vec<u8> = [0xff, 0xfe]
             .into_iter()
             .chain(NATIVE.encode_utf16().flat_map(u16::to_le_bytes))
             .collect();
-        let error = parse_line(&utf16).unwrap_err().to_string();
-        assert!(error.contains("UTF-16"), "{error}");
+        let big: Vec<u8> = [0xfe, 0xff]
+            .into_iter()
+            .chain(NATIVE.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        for utf16 in [little, big] {
+            let error = parse_line(&utf16).unwrap_err().to_string();
+            assert_eq!(error, "the file is UTF-16, not UTF-8: convert it to UTF-8");
+        }
         let second_line: Vec<u8> = NATIVE.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let error = parse_line(&second_line).unwrap_err().to_string();
         assert!(error.contains("zero bytes"), "{error}");
@@ -635,6 +642,21 @@ mod tests {
             "2026-11-25T10:00:00.000Z"
         );
         assert_eq!(m.tokens, 0);
+    }
+
+    /// A required field written as `null` (what `JSON.stringify` makes of NaN) is called
+    /// null, not missing; a field really missing stays "missing".
+    #[test]
+    fn a_null_required_field_is_called_null() {
+        for parse in [parse_line, parse_line_general] {
+            let error = parse(NATIVE.replace("0.1", "null").as_bytes()).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "invalid `cost`: is null (JSON.stringify writes NaN and Infinity as null)"
+            );
+            let error = parse(NATIVE.replace("\"cost\":0.1,", "").as_bytes()).unwrap_err();
+            assert_eq!(error.to_string(), "invalid `cost`: is missing");
+        }
     }
 
     #[test]
