@@ -390,7 +390,9 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
         Err(_) if line.starts_with(&[0xff, 0xfe]) || line.starts_with(&[0xfe, 0xff]) => {
             return LineError::Json("the file is UTF-16, not UTF-8: convert it to UTF-8".into());
         }
-        Err(_) if line.len() > 1 && line.iter().filter(|b| **b == 0).count() * 3 >= line.len() => {
+        Err(_)
+            if !line.is_empty() && line.iter().filter(|b| **b == 0).count() * 3 >= line.len() =>
+        {
             return LineError::Json(
                 "invalid JSON: a third or more of the line is zero bytes (UTF-16 text, or binary)"
                     .into(),
@@ -701,6 +703,15 @@ mod tests {
                 matches!(parse_line(line), Err(LineError::Json(_))),
                 "{line:?}"
             );
+        }
+        // Zero bytes are named when they are a third of the line or more — not on a blank
+        // line, which has none.
+        let message = |line: &[u8]| parse_line(line).unwrap_err().to_string();
+        for line in [&b"\0"[..], b"\0\0\0", b"{\0\"\0a\0\"\0}"] {
+            assert!(message(line).contains("zero bytes"), "{line:?}");
+        }
+        for line in [&b""[..], b"\0{\"ab\":1}"] {
+            assert!(!message(line).contains("zero bytes"), "{line:?}");
         }
     }
 
