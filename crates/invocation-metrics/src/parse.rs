@@ -689,6 +689,101 @@ mod tests {
         }
     }
 
+    /// A value of the wrong kind is refused naming the field, what it should be and what it
+    /// is (long strings not repeated); integers at their type's limit are of the right kind.
+    #[test]
+    fn a_wrong_value_is_described_exactly() {
+        const FRAMEWORK: &str = r#"{"invocationId":"f1","agentType":"coder","phase":2,"durationMs":40,"tokensTotal":30,"costUsd":0.25,"status":"failed","startTime":"2026-11-25T10:00:00Z"}"#;
+        let long = "x".repeat(41);
+        let just_short = "x".repeat(40);
+        let cases = [
+            (
+                NATIVE.replace("\"phase\":1", "\"phase\":-1"),
+                "phase",
+                "a non-negative integer in range, found -1",
+            ),
+            (
+                NATIVE.replace("\"phase\":1", "\"phase\":4294967296"),
+                "phase",
+                "a non-negative integer in range, found 4294967296",
+            ),
+            (
+                NATIVE.replace("\"tokens\":3", "\"tokens\":true"),
+                "tokens",
+                "a non-negative integer in range, found true",
+            ),
+            (
+                NATIVE.replace("\"tokens\":3", "\"tokens\":[3]"),
+                "tokens",
+                "a non-negative integer in range, found an array",
+            ),
+            (
+                NATIVE.replace("\"tokens\":3", &format!("\"tokens\":\"{long}\"")),
+                "tokens",
+                "a non-negative integer in range, found a long string",
+            ),
+            (
+                NATIVE.replace("\"tokens\":3", &format!("\"tokens\":\"{just_short}\"")),
+                "tokens",
+                &format!("a non-negative integer in range, found \"{just_short}\""),
+            ),
+            (
+                NATIVE.replace("\"agent\":\"a\"", "\"agent\":{\"x\":1}"),
+                "agent",
+                "a string, found an object",
+            ),
+            (
+                NATIVE.replace("\"cost\":0.1", "\"cost\":\"0.1\""),
+                "cost",
+                "a number, found \"0.1\"",
+            ),
+            (
+                FRAMEWORK.replace("\"costUsd\":0.25", "\"costUsd\":\"x\""),
+                "costUsd",
+                "a number, found \"x\"",
+            ),
+            (
+                NATIVE.replace("\"exitCode\":0", "\"exitCode\":1.5"),
+                "exitCode",
+                "a 32-bit integer, found 1.5",
+            ),
+            (
+                NATIVE.replace("\"exitCode\":0", "\"exitCode\":2147483648"),
+                "exitCode",
+                "a 32-bit integer, found 2147483648",
+            ),
+            (
+                NATIVE.replace("\"success\":true", "\"success\":\"yes\""),
+                "success",
+                "true or false, found \"yes\"",
+            ),
+            (
+                NATIVE.replace("\"outputParsed\":true", "\"outputParsed\":1"),
+                "outputParsed",
+                "true or false, found 1",
+            ),
+        ];
+        for (line, field, expected) in cases {
+            for parse in [parse_line, parse_line_general] {
+                let error = parse(line.as_bytes()).unwrap_err().to_string();
+                assert_eq!(
+                    error,
+                    format!("invalid `{field}`: expected {expected}"),
+                    "{line}"
+                );
+            }
+        }
+        // At the limit of its type: no complaint about the kind of value.
+        for line in [
+            NATIVE.replace("\"phase\":1", "\"phase\":4294967295"),
+            NATIVE.replace("\"exitCode\":0", "\"exitCode\":-2147483648"),
+        ] {
+            if let Err(error) = parse_line(line.as_bytes()) {
+                assert!(!error.to_string().contains("expected"), "{line}: {error}");
+            }
+        }
+    }
+
     #[test]
     fn non_objects_and_garbage_are_json_errors() {
         for line in [
