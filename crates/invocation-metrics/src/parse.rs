@@ -371,11 +371,11 @@ fn name_surrogates(line: &[u8], e: serde_json::Error) -> String {
         .and_then(|b| b.strip_prefix("\\u"))
         .and_then(|hex| u16::from_str_radix(hex, 16).ok());
     match escape {
-        Some(unit @ 0xdc00..=0xdfff) if message.contains("lone leading surrogate") => message
-            .replace(
-                "lone leading surrogate",
-                &format!("lone trailing surrogate \\u{unit:04x} (without a leading one before it)"),
-            ),
+        // (Any other message is left as it is: it does not contain the words.)
+        Some(unit @ 0xdc00..=0xdfff) => message.replace(
+            "lone leading surrogate",
+            &format!("lone trailing surrogate \\u{unit:04x} (without a leading one before it)"),
+        ),
         _ => message,
     }
 }
@@ -771,6 +771,17 @@ mod tests {
                     format!("invalid `{field}`: expected {expected}"),
                     "{line}"
                 );
+            }
+        }
+        // At the limit of its type a value is of the right kind: the field in error is the
+        // other one (fields are looked at in name order, `phase` before `tokens`).
+        let at_limit = NATIVE
+            .replace("\"phase\":1", "\"phase\":4294967295")
+            .replace("\"tokens\":3", "\"tokens\":-3");
+        for parse in [parse_line, parse_line_general] {
+            match parse(at_limit.as_bytes()) {
+                Err(LineError::Field(e)) => assert_eq!(e.field, "tokens"),
+                other => panic!("{other:?}"),
             }
         }
         // At the limit of its type: no complaint about the kind of value.
