@@ -667,7 +667,9 @@ fn id_hash(id: &str) -> u64 {
 
 /// A computation over records that runs on every core: each newline-aligned chunk of input
 /// is folded into its own value on a worker thread, and the values are merged in input order
-/// ([`MetricsScan::fold_inputs`]). [`MetricsAccumulator`] is one.
+/// ([`MetricsScan::fold_inputs`]) — or, for an [order-free](Self::ORDER_FREE) fold, into one
+/// value per worker thread, of which [`hand_back`](Self::hand_back) says what goes to the
+/// total after each chunk. [`MetricsAccumulator`] is one of those.
 pub trait RecordFold: Send + Sized + 'static {
     /// Folds in one record. `index` numbers the valid records of what this value covers from
     /// 0 — records left out as repeats or by the filter count too — so that, with the offset

@@ -256,6 +256,7 @@ fn worker_folds_over_many_groups_equal_the_sequential_fold() {
         (Input::File(path.clone()), true, None),
         (Input::File(path.clone()), false, Some(4096)),
         (Input::Stdin, false, None),
+        (Input::Stdin, true, None),
     ] {
         let case = format!("{input:?}, keep duplicates: {keep_duplicates}, budget {budget:?}");
         let mut scan = MetricsScan::new(RecordFilter::default()).keep_duplicates(keep_duplicates);
