@@ -434,6 +434,8 @@ mod tests {
         assert!(log.spilled.is_empty());
     }
 
+    /// Every pairing of spilling and in-memory logs keeps every key, and a spilling log stays
+    /// within its budget after absorbing however much the other held in memory.
     #[test]
     fn absorbing_a_log_equals_extending_with_its_keys() {
         let (a, b) = (
@@ -442,24 +444,64 @@ mod tests {
         );
         let mut expected: Vec<u64> = a.iter().chain(&b).copied().collect();
         expected.sort_unstable();
-        for spilling in [false, true] {
-            let new = || {
-                if spilling {
-                    SortedLog::spilling(4096)
-                } else {
-                    SortedLog::default()
-                }
-            };
-            let (mut left, mut right) = (new(), new());
+        let new = |spilling| match spilling {
+            true => SortedLog::spilling(4096),
+            false => SortedLog::default(),
+        };
+        for (left_spills, right_spills) in
+            [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let case = format!("left spills: {left_spills}, right spills: {right_spills}");
+            let (mut left, mut right) = (new(left_spills), new(right_spills));
             left.extend(a.iter().copied());
             right.extend(b.iter().copied());
             left.absorb(right);
-            assert!(
-                left.iter_sorted().eq(expected.iter().copied()),
-                "spilling: {spilling}"
-            );
-            assert_eq!(left.len(), expected.len() as u64);
+            assert!(left.iter_sorted().eq(expected.iter().copied()), "{case}");
+            assert_eq!(left.len(), expected.len() as u64, "{case}");
+            if left_spills {
+                assert!(
+                    left.runs.is_empty() && left.pending.len() < left.spill_at,
+                    "{case}"
+                );
+            }
         }
+    }
+
+    /// Below a batch, keys wait unsorted; a spilling log with the default budget writes
+    /// nothing for a few keys; and runs of similar length are merged while a much longer one
+    /// is left alone — O(log n) runs, without merging everything again on every batch.
+    #[test]
+    fn small_logs_stay_in_memory_and_runs_merge_by_length() {
+        let mut log = SortedLog::default();
+        log.extend(0..100u64);
+        assert!(log.runs.is_empty() && log.pending.len() == 100);
+        let mut spilling = SortedLog::spilling(DEFAULT_SPILL_BUDGET_BYTES);
+        spilling.extend(0..100_000u64);
+        assert_eq!(spilling.spilled_runs(), 0);
+
+        let batch = BATCH as u64;
+        let mut log = SortedLog::default();
+        let mut lengths = Vec::new();
+        for n in 0..4 {
+            log.extend((0..batch).map(|k| k * 4 + n));
+            lengths.push(log.runs.iter().map(Vec::len).collect::<Vec<_>>());
+        }
+        let b = BATCH;
+        assert_eq!(lengths, [vec![b], vec![2 * b], vec![3 * b], vec![3 * b, b]]);
+        assert!(log.iter_sorted().eq(0..4 * batch));
+    }
+
+    /// Logs are equal when they hold the same keys, whatever order they came in.
+    #[test]
+    fn logs_are_equal_only_with_the_same_keys() {
+        let of = |keys: &[u64]| {
+            let mut log = SortedLog::default();
+            log.extend(keys.iter().copied());
+            log
+        };
+        assert_eq!(of(&[1, 2, 3]), of(&[3, 1, 2]));
+        assert_ne!(of(&[1, 2, 3]), of(&[1, 2, 4]));
+        assert_ne!(of(&[1, 2, 3]), of(&[1, 2]));
     }
 
     #[test]
