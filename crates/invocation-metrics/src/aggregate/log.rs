@@ -232,6 +232,12 @@ impl<K: Key> SortedLog<K> {
         merge_all(sources)
     }
 
+    /// Whether the log writes runs out past a budget (for tests of what spills).
+    #[cfg(test)]
+    pub fn spills(&self) -> bool {
+        self.spill_at != usize::MAX
+    }
+
     /// How many runs were written to the temporary file (for tests of what spills).
     #[cfg(test)]
     pub fn spilled_runs(&self) -> usize {

@@ -1093,4 +1093,90 @@ mod tests {
             (MetricsAccumulator::new(), WORKER_GROUPS_MAX + 1)
         );
     }
+
+    /// A spilling accumulator spills every kind of per-record state (the default budget and
+    /// a given one); a plain one keeps it all in memory.
+    #[test]
+    fn spilling_accumulators_spill_every_kind_of_per_record_state() {
+        let kinds = |a: &MetricsAccumulator| {
+            [
+                a.retries_after.spills(),
+                a.infra_failed.spills(),
+                a.running.spills(),
+            ]
+        };
+        assert_eq!(kinds(&MetricsAccumulator::spilling()), [true; 3]);
+        assert_eq!(kinds(&MetricsAccumulator::new()), [false; 3]);
+        let mut small = MetricsAccumulator::spilling_within(64);
+        for i in 0..100 {
+            let mut m = at(i, 5);
+            m.task_id = Some(format!("t{i}"));
+            m.attempt = 2;
+            m.error_class = Some("timeout".into());
+            small.add(&m);
+        }
+        assert!(small.retries_after.spilled_runs() > 0);
+        assert!(small.infra_failed.spilled_runs() > 0);
+        assert!(small.running.spills());
+        let plain: MetricsAccumulator = (0..100)
+            .map(|i| at(i, 5))
+            .collect::<Vec<_>>()
+            .iter()
+            .collect();
+        let options = AggregateOptions::default();
+        assert_eq!(
+            small.finish(&options).total_invocations,
+            plain.finish(&options).total_invocations
+        );
+    }
+
+    /// Consuming the accumulator gives the same aggregate as finishing it, and the
+    /// breakdowns list every group of every dimension, in key order.
+    #[test]
+    fn the_aggregate_by_value_and_its_breakdowns_hold_every_group() {
+        let records: Vec<_> = (0..60)
+            .map(|i| {
+                let mut m = at(i * 1000, 500);
+                m.agent = format!("agent-{}", i % 3);
+                m.phase = (i % 4) as u32 + 8;
+                m.model = Some(format!("model-{}", i % 2));
+                m.tier = (i % 5 == 0).then(|| "premium".to_owned());
+                m.error_class = (i % 6 == 0).then(|| "timeout".to_owned());
+                m
+            })
+            .collect();
+        let accumulator: MetricsAccumulator = records.iter().collect();
+        let options = AggregateOptions::default();
+        let finished = accumulator.finish(&options);
+        let consumed = accumulator.try_into_aggregate(&options).unwrap();
+        assert_eq!(consumed, finished);
+        let listed: Vec<(&str, Vec<String>)> = consumed
+            .breakdowns()
+            .iter()
+            .map(|b| {
+                (
+                    b.dimension,
+                    b.groups.iter().map(|(name, _)| name.to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "agent",
+                    vec!["agent-0".into(), "agent-1".into(), "agent-2".into()]
+                ),
+                (
+                    "phase",
+                    vec!["8".into(), "9".into(), "10".into(), "11".into()]
+                ),
+                ("model", vec!["model-0".into(), "model-1".into()]),
+                ("tier", vec!["premium".into()]),
+                ("error class", vec!["timeout".into()]),
+            ]
+        );
+        let agent_0 = consumed.breakdowns()[0].groups[0].1.invocations;
+        assert_eq!(agent_0, 20);
+    }
 }

@@ -77,6 +77,12 @@ impl RunningChanges {
         self.last
     }
 
+    /// Whether the events are written out past a budget (for tests of what spills).
+    #[cfg(test)]
+    pub fn spills(&self) -> bool {
+        self.events.spills()
+    }
+
     /// Why reading spilled events back failed, if it did.
     pub fn read_error(&self) -> Option<String> {
         self.events.read_error()
