@@ -1080,18 +1080,37 @@ mod tests {
         total.absorb(std::mem::take(&mut worker));
         assert_eq!(total, whole);
 
-        // Past the limit, everything goes.
-        let mut crowded = MetricsAccumulator::new();
-        for i in 0..=WORKER_GROUPS_MAX {
-            let mut m = at(i as i64, 1);
-            m.agent = format!("agent-{i}");
-            crowded.add(&m);
+        // Past the limit, counting the groups of every dimension, everything goes; at it,
+        // the groups stay.
+        for (agents, all_go) in [
+            (WORKER_GROUPS_MAX - 3, true),
+            (WORKER_GROUPS_MAX - 4, false),
+        ] {
+            let mut crowded = MetricsAccumulator::new();
+            for i in 0..agents {
+                let mut m = at(i as i64, 1);
+                m.agent = format!("agent-{i}");
+                m.model = Some("m".into());
+                m.tier = Some("t".into());
+                m.error_class = Some("e".into());
+                crowded.add(&m);
+            }
+            assert_eq!(crowded.count(), agents as u64);
+            let handed = crowded.hand_back_all_but_groups();
+            let kept = WORKER_GROUPS_MAX - 4;
+            match all_go {
+                true => assert_eq!(
+                    (crowded.count(), handed.by_agent.len()),
+                    (0, agents),
+                    "{agents}"
+                ),
+                false => assert_eq!(
+                    (crowded.by_agent.len(), handed.by_agent.len()),
+                    (kept, 0),
+                    "{agents}"
+                ),
+            }
         }
-        let handed = crowded.hand_back_all_but_groups();
-        assert_eq!(
-            (crowded, handed.by_agent.len()),
-            (MetricsAccumulator::new(), WORKER_GROUPS_MAX + 1)
-        );
     }
 
     /// A spilling accumulator spills every kind of per-record state (the default budget and
