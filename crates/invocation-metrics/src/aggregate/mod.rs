@@ -1198,4 +1198,34 @@ mod tests {
         let agent_0 = consumed.breakdowns()[0].groups[0].1.invocations;
         assert_eq!(agent_0, 20);
     }
+
+    /// State spilled to a temporary file that cannot be read back makes the aggregate an
+    /// error, whichever kind of state it was, by reference or by value.
+    #[test]
+    fn a_spill_file_lost_makes_the_aggregate_an_error() {
+        let options = AggregateOptions::default();
+        for lost in ["retries", "infrastructure failures", "running"] {
+            let mut accumulator = MetricsAccumulator::spilling_within(64);
+            for i in 0..200 {
+                let mut m = at(i, 5);
+                m.task_id = Some(format!("t{i}"));
+                m.attempt = 2;
+                m.error_class = Some("timeout".into());
+                accumulator.add(&m);
+            }
+            assert!(accumulator.try_finish(&options).is_ok(), "{lost}");
+            match lost {
+                "retries" => accumulator.retries_after.lose_spill_file(),
+                "infrastructure failures" => accumulator.infra_failed.lose_spill_file(),
+                _ => accumulator.running.lose_spill_file(),
+            }
+            let error = accumulator.try_finish(&options).unwrap_err().to_string();
+            assert!(error.contains("cannot read back"), "{lost}: {error}");
+            let error = accumulator
+                .try_into_aggregate(&options)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("cannot read back"), "{lost}: {error}");
+        }
+    }
 }

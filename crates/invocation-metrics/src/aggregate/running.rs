@@ -83,6 +83,12 @@ impl RunningChanges {
         self.events.spills()
     }
 
+    /// Cuts the spill file to nothing (for tests of how a failed read back is reported).
+    #[cfg(test)]
+    pub fn lose_spill_file(&self) {
+        self.events.lose_spill_file();
+    }
+
     /// Why reading spilled events back failed, if it did.
     pub fn read_error(&self) -> Option<String> {
         self.events.read_error()
