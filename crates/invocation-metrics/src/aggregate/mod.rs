@@ -873,6 +873,21 @@ mod tests {
         assert_eq!(concurrency(&agg), [1, 1]);
     }
 
+    /// An invocation ending exactly on a bucket's edge is not running in that bucket.
+    #[test]
+    fn an_interval_ending_on_a_bucket_edge_stays_out_of_the_next_bucket() {
+        let agg = aggregate(&[at(0, 1000), at(3000, 2000)], 1000);
+        assert_eq!(concurrency(&agg), [1, 0, 0, 1, 1]);
+    }
+
+    /// The bucket width is widened only past the limit on the number of buckets.
+    #[test]
+    fn the_bucket_width_is_kept_up_to_the_bucket_limit() {
+        let limit = MAX_PARALLELISM_BUCKETS as i64;
+        assert_eq!(bucket_width_within_limit(1000, 0, 1000 * limit - 1), 1000);
+        assert_eq!(bucket_width_within_limit(1000, 0, 1000 * limit), 2000);
+    }
+
     #[test]
     fn overlaps_count_at_the_instant_not_per_bucket() {
         // Two intervals in the same bucket that never overlap: concurrent is 1, not 2.
