@@ -886,6 +886,12 @@ mod tests {
         let limit = MAX_PARALLELISM_BUCKETS as i64;
         assert_eq!(bucket_width_within_limit(1000, 0, 1000 * limit - 1), 1000);
         assert_eq!(bucket_width_within_limit(1000, 0, 1000 * limit), 2000);
+        // Widened to the smallest multiple that fits, exactly the limit included.
+        assert_eq!(bucket_width_within_limit(1000, 0, 2000 * limit - 1), 2000);
+        assert_eq!(
+            bucket_width_within_limit(1000, 500, 500 + 3000 * limit - 1),
+            4000
+        );
     }
 
     #[test]
