@@ -1134,6 +1134,20 @@ mod tests {
         }
     }
 
+    /// An accumulator with a 64-byte budget, given `n` retries after infrastructure errors:
+    /// each kind of per-record state has spilled.
+    fn spilling_with_every_kind_of_state(n: i64) -> MetricsAccumulator {
+        let mut accumulator = MetricsAccumulator::spilling_within(64);
+        for i in 0..n {
+            let mut m = at(i, 5);
+            m.task_id = Some(format!("t{i}"));
+            m.attempt = 2;
+            m.error_class = Some("timeout".into());
+            accumulator.add(&m);
+        }
+        accumulator
+    }
+
     /// A spilling accumulator spills every kind of per-record state (the default budget and
     /// a given one); a plain one keeps it all in memory.
     #[test]
@@ -1147,14 +1161,7 @@ mod tests {
         };
         assert_eq!(kinds(&MetricsAccumulator::spilling()), [true; 3]);
         assert_eq!(kinds(&MetricsAccumulator::new()), [false; 3]);
-        let mut small = MetricsAccumulator::spilling_within(64);
-        for i in 0..100 {
-            let mut m = at(i, 5);
-            m.task_id = Some(format!("t{i}"));
-            m.attempt = 2;
-            m.error_class = Some("timeout".into());
-            small.add(&m);
-        }
+        let small = spilling_with_every_kind_of_state(100);
         assert!(small.retries_after.spilled_runs() > 0);
         assert!(small.infra_failed.spilled_runs() > 0);
         assert!(small.running.spills());
@@ -1226,14 +1233,7 @@ mod tests {
     fn a_spill_file_lost_makes_the_aggregate_an_error() {
         let options = AggregateOptions::default();
         for lost in ["retries", "infrastructure failures", "running"] {
-            let mut accumulator = MetricsAccumulator::spilling_within(64);
-            for i in 0..200 {
-                let mut m = at(i, 5);
-                m.task_id = Some(format!("t{i}"));
-                m.attempt = 2;
-                m.error_class = Some("timeout".into());
-                accumulator.add(&m);
-            }
+            let accumulator = spilling_with_every_kind_of_state(200);
             assert!(accumulator.try_finish(&options).is_ok(), "{lost}");
             match lost {
                 "retries" => accumulator.retries_after.lose_spill_file(),
