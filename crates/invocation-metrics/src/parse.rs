@@ -58,6 +58,7 @@ pub enum Dialect {
 
 /// Every field any dialect may carry; strings are borrowed from the line where possible.
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RawLine<'a> {
     #[serde(borrow)]

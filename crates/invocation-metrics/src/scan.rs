@@ -327,6 +327,51 @@ mod tests {
         }
     }
 
+    /// Every key any dialect may carry, each with a value of its own, so that a field read
+    /// into the wrong slot, or not read, shows.
+    const EVERY_KEY: &str = r#"{"invocationId":"i1","agent":"a","agentType":"at","phase":1,"taskId":"t","durationMs":2,"duration":3,"tokens":4,"tokensTotal":5,"inputTokens":6,"tokensPrompt":7,"outputTokens":8,"tokensCompletion":9,"cachedTokens":10,"cost":0.5,"costUsd":0.25,"exitCode":-11,"success":true,"status":"ok","attempt":12,"attemptNumber":13,"outputParsed":false,"model":"m","tier":"high","routingTier":"rt","timestamp":"2026-11-25T10:00:00Z","startTime":"2026-11-25T11:00:00Z","errorClass":"e"}"#;
+
+    /// The keys of [`EVERY_KEY`], in its order.
+    fn every_key() -> Vec<&'static str> {
+        EVERY_KEY
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|part| EVERY_KEY.contains(&format!("\"{part}\":")))
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_field_as_serde_reads_it() {
+        let serde: RawLine = serde_json::from_str(EVERY_KEY).unwrap();
+        assert_eq!(scan_line(EVERY_KEY.as_bytes()), Some(serde));
+        assert_eq!(every_key().len(), 28);
+        // Each field alone, and each one null: absent, as serde's `Option` reads it.
+        for key in every_key() {
+            let start = EVERY_KEY.find(&format!("\"{key}\":")).unwrap();
+            let end = EVERY_KEY[start..].find([',', '}']).unwrap() + start;
+            for line in [
+                format!("{{{}}}", &EVERY_KEY[start..end]),
+                format!("{{\"{key}\":null}}"),
+            ] {
+                let serde: RawLine = serde_json::from_str(&line).unwrap();
+                assert_eq!(scan_line(line.as_bytes()), Some(serde), "{line}");
+            }
+        }
+    }
+
+    /// serde refuses any known field named twice, so the fast reader must decline each one.
+    #[test]
+    fn declines_every_known_field_repeated() {
+        for key in every_key() {
+            let start = EVERY_KEY.find(&format!("\"{key}\":")).unwrap();
+            let end = EVERY_KEY[start..].find([',', '}']).unwrap() + start;
+            let line = EVERY_KEY.replacen('}', &format!(",{}}}", &EVERY_KEY[start..end]), 1);
+            assert!(serde_json::from_str::<RawLine>(&line).is_err(), "{line}");
+            assert!(scan_line(line.as_bytes()).is_none(), "{line}");
+        }
+    }
+
     #[test]
     fn special_bytes_finds_the_first_quote_backslash_or_control_byte() {
         for (text, first) in [
