@@ -221,8 +221,9 @@ impl<K: Key> SortedLog<K> {
         pending.sort_unstable();
         let mut sources: Vec<Box<dyn Iterator<Item = K> + '_>> = Vec::new();
         if let Some(spill) = &self.spill {
+            let block_keys = read_block_keys::<K>(self.spilled.len());
             for run in &self.spilled {
-                sources.push(Box::new(RunReader::<K>::new(spill, *run)));
+                sources.push(Box::new(RunReader::<K>::new(spill, *run, block_keys)));
             }
         }
         for run in &self.runs {
@@ -292,31 +293,50 @@ fn unlinked_temp_file() -> io::Result<File> {
     Ok(file)
 }
 
+/// Bytes that the blocks of all the runs of one log being read back may take together.
+const READ_BUDGET_BYTES: usize = 8 << 20;
+/// Keys per read of a run: at most this many (larger reads gain nothing measurable)…
+const MAX_READ_BLOCK_KEYS: usize = 8192;
+/// …and at least this many, whatever the number of runs, so that reads stay a few pages long.
+const MIN_READ_BLOCK_KEYS: usize = 512;
+
+/// Keys per read when `runs` runs are merged at once. Every run being merged holds a block
+/// (its bytes and the keys decoded from them), so a fixed block size would make the memory of
+/// a merge grow with the input: a 100 M-record scan spills hundreds of runs. Shared out of
+/// one budget instead, the blocks stay within [`READ_BUDGET_BYTES`] until a log has spilled
+/// 512 runs or more (4 GB of keys at the default budget), and grow by one minimal block per
+/// run past that.
+fn read_block_keys<K: Key>(runs: usize) -> u64 {
+    let per_key = K::BYTES + std::mem::size_of::<K>();
+    let keys = READ_BUDGET_BYTES / per_key / runs.max(1);
+    keys.clamp(MIN_READ_BLOCK_KEYS, MAX_READ_BLOCK_KEYS) as u64
+}
+
 /// Reads one spilled run back, a block at a time.
 struct RunReader<'a, K> {
     spill: &'a SpillFile,
     next_offset: u64,
     keys_left: u64,
+    /// Keys decoded per read.
+    block_keys: u64,
     block: std::vec::IntoIter<K>,
     bytes: Vec<u8>,
 }
 
 impl<'a, K: Key> RunReader<'a, K> {
-    /// Keys decoded per read.
-    const BLOCK_KEYS: u64 = 8192;
-
-    fn new(spill: &'a SpillFile, run: DiskRun) -> Self {
+    fn new(spill: &'a SpillFile, run: DiskRun, block_keys: u64) -> Self {
         Self {
             spill,
             next_offset: run.offset,
             keys_left: run.keys,
+            block_keys,
             block: Vec::new().into_iter(),
             bytes: Vec::new(),
         }
     }
 
     fn refill(&mut self) -> io::Result<()> {
-        let keys = self.keys_left.min(Self::BLOCK_KEYS);
+        let keys = self.keys_left.min(self.block_keys);
         let len = keys as usize * K::BYTES;
         self.bytes.resize(len, 0);
         self.spill
@@ -438,6 +458,35 @@ mod tests {
         assert_eq!(log.len(), keys.len() as u64);
         assert!(log.runs.len() <= 3, "runs of similar length are merged");
         assert!(log.spilled.is_empty());
+    }
+
+    #[test]
+    fn read_blocks_share_one_budget_however_many_runs() {
+        fn block_bytes<K: Key>(runs: usize) -> usize {
+            read_block_keys::<K>(runs) as usize * (K::BYTES + std::mem::size_of::<K>()) * runs
+        }
+        assert_eq!(read_block_keys::<u64>(1), MAX_READ_BLOCK_KEYS as u64);
+        for runs in [1, 2, 63, 64, 65, 300, 511] {
+            assert!(
+                block_bytes::<u128>(runs) <= READ_BUDGET_BYTES,
+                "{runs} runs"
+            );
+        }
+        assert_eq!(read_block_keys::<u128>(10_000), MIN_READ_BLOCK_KEYS as u64);
+        assert!(read_block_keys::<u64>(700) < 1024);
+    }
+
+    /// Hundreds of runs, each read back in several blocks smaller than itself.
+    #[test]
+    fn reads_back_hundreds_of_runs_in_small_blocks() {
+        let keys = shuffled(700 * 1024, 9);
+        let mut log = SortedLog::<u64>::spilling(1024 * 8);
+        log.extend(keys.iter().copied());
+        assert!(log.spilled_runs() >= 680, "{} runs", log.spilled_runs());
+        let mut expected = keys;
+        expected.sort_unstable();
+        assert!(log.iter_sorted().eq(expected));
+        assert_eq!(log.read_error(), None);
     }
 
     /// Every pairing of spilling and in-memory logs keeps every key, and a spilling log stays
