@@ -220,17 +220,26 @@ impl<K: Key> SortedLog<K> {
         let mut pending = self.pending.clone();
         pending.sort_unstable();
         let mut sources: Vec<Box<dyn Iterator<Item = K> + '_>> = Vec::new();
-        if let Some(spill) = &self.spill {
-            let block_keys = read_block_keys::<K>(self.spilled.len());
-            for run in &self.spilled {
-                sources.push(Box::new(RunReader::<K>::new(spill, *run, block_keys)));
-            }
+        for reader in self.run_readers() {
+            sources.push(Box::new(reader));
         }
         for run in &self.runs {
             sources.push(Box::new(run.iter().copied()));
         }
         sources.push(Box::new(pending.into_iter()));
         merge_all(sources)
+    }
+
+    /// A reader for each run written out, their blocks sized to share the log's budget.
+    fn run_readers(&self) -> Vec<RunReader<'_, K>> {
+        let Some(spill) = &self.spill else {
+            return Vec::new();
+        };
+        let block_keys = read_block_keys::<K>(self.spilled.len(), self.spill_at);
+        self.spilled
+            .iter()
+            .map(|run| RunReader::new(spill, *run, block_keys))
+            .collect()
     }
 
     /// Whether the log writes runs out past a budget (for tests of what spills).
@@ -293,22 +302,21 @@ fn unlinked_temp_file() -> io::Result<File> {
     Ok(file)
 }
 
-/// Bytes that the blocks of all the runs of one log being read back may take together.
-const READ_BUDGET_BYTES: usize = 8 << 20;
 /// Keys per read of a run: at most this many (larger reads gain nothing measurable)…
 const MAX_READ_BLOCK_KEYS: usize = 8192;
 /// …and at least this many, whatever the number of runs, so that reads stay a few pages long.
 const MIN_READ_BLOCK_KEYS: usize = 512;
 
-/// Keys per read when `runs` runs are merged at once. Every run being merged holds a block
-/// (its bytes and the keys decoded from them), so a fixed block size would make the memory of
-/// a merge grow with the input: a 100 M-record scan spills hundreds of runs. Shared out of
-/// one budget instead, the blocks stay within [`READ_BUDGET_BYTES`] until a log has spilled
-/// 512 runs or more (4 GB of keys at the default budget), and grow by one minimal block per
-/// run past that.
-fn read_block_keys<K: Key>(runs: usize) -> u64 {
+/// Keys per read when `runs` runs of a log that keeps `budget_keys` keys in memory are
+/// merged at once. Every run being merged holds a block (its bytes and the keys decoded from
+/// them), so a fixed block size would make the memory of a merge grow with the input: a
+/// 100 M-record scan spills hundreds of runs. Shared out of the log's own budget instead,
+/// the blocks stay within it until the log has spilled more than budget / (512 × 2 × key
+/// size) runs — 512 runs of 16-byte keys or 1,024 of 8-byte keys, 4 or 8 GB written out at
+/// the default 8 MB budget — and grow by one minimal block per run past that.
+fn read_block_keys<K: Key>(runs: usize, budget_keys: usize) -> u64 {
     let per_key = K::BYTES + std::mem::size_of::<K>();
-    let keys = READ_BUDGET_BYTES / per_key / runs.max(1);
+    let keys = budget_keys.saturating_mul(K::BYTES) / per_key / runs.max(1);
     keys.clamp(MIN_READ_BLOCK_KEYS, MAX_READ_BLOCK_KEYS) as u64
 }
 
@@ -460,20 +468,41 @@ mod tests {
         assert!(log.spilled.is_empty());
     }
 
+    /// The blocks of every run read back at once, in bytes read plus keys decoded, stay
+    /// within the log's budget up to 512 (16-byte keys) or 1,024 (8-byte keys) runs at the
+    /// default budget, and are never smaller than the minimum.
     #[test]
-    fn read_blocks_share_one_budget_however_many_runs() {
-        fn block_bytes<K: Key>(runs: usize) -> usize {
-            read_block_keys::<K>(runs) as usize * (K::BYTES + std::mem::size_of::<K>()) * runs
+    fn read_blocks_share_the_logs_budget_however_many_runs() {
+        fn held_bytes<K: Key>(runs: usize) -> usize {
+            let block_keys = read_block_keys::<K>(runs, DEFAULT_SPILL_BUDGET_BYTES / K::BYTES);
+            block_keys as usize * (K::BYTES + std::mem::size_of::<K>()) * runs
         }
-        assert_eq!(read_block_keys::<u64>(1), MAX_READ_BLOCK_KEYS as u64);
-        for runs in [1, 2, 63, 64, 65, 300, 511] {
+        for runs in [1, 2, 63, 64, 65, 300, 511, 512] {
             assert!(
-                block_bytes::<u128>(runs) <= READ_BUDGET_BYTES,
+                held_bytes::<u128>(runs) <= DEFAULT_SPILL_BUDGET_BYTES,
                 "{runs} runs"
             );
         }
-        assert_eq!(read_block_keys::<u128>(10_000), MIN_READ_BLOCK_KEYS as u64);
-        assert!(read_block_keys::<u64>(700) < 1024);
+        for runs in [1, 2, 300, 1023, 1024] {
+            assert!(
+                held_bytes::<u64>(runs) <= DEFAULT_SPILL_BUDGET_BYTES,
+                "{runs} runs"
+            );
+        }
+        assert_eq!(
+            read_block_keys::<u64>(1, 1 << 20),
+            MAX_READ_BLOCK_KEYS as u64
+        );
+        assert_eq!(
+            read_block_keys::<u128>(513, 1 << 19),
+            MIN_READ_BLOCK_KEYS as u64
+        );
+        assert_eq!(read_block_keys::<u64>(10, 64), MIN_READ_BLOCK_KEYS as u64);
+        // A log whose spill failed (budget unlimited since) reads in the largest blocks.
+        assert_eq!(
+            read_block_keys::<u64>(10, usize::MAX),
+            MAX_READ_BLOCK_KEYS as u64
+        );
     }
 
     /// Hundreds of runs, each read back in several blocks smaller than itself.
@@ -483,6 +512,16 @@ mod tests {
         let mut log = SortedLog::<u64>::spilling(1024 * 8);
         log.extend(keys.iter().copied());
         assert!(log.spilled_runs() >= 680, "{} runs", log.spilled_runs());
+        let mut readers = log.run_readers();
+        let block_keys = read_block_keys::<u64>(log.spilled_runs(), log.spill_at);
+        assert!(block_keys < 1024, "{block_keys} keys a block");
+        assert_eq!(readers.len(), log.spilled_runs());
+        for (reader, run) in readers.iter_mut().zip(&log.spilled) {
+            assert_eq!(reader.block_keys, block_keys);
+            // The first key reads one block, not the run.
+            assert!(reader.next().is_some());
+            assert_eq!(reader.keys_left, run.keys - block_keys);
+        }
         let mut expected = keys;
         expected.sort_unstable();
         assert!(log.iter_sorted().eq(expected));

@@ -275,7 +275,7 @@ type Groups<K> = HashMap<K, Box<GroupAccumulator>, FastHash>;
 /// Summarises `groups`, freeing each group's histogram as its summary is made. On every
 /// core: with 30,000 agents, summarising them one at a time took most of the time the other
 /// core sat idle at the end of a summary.
-fn into_summaries<K: Ord + Hash + Send>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
+fn into_summaries<K: Ord + Send>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
     let summaries: Vec<(K, GroupSummary)> = groups
         .into_par_iter()
         .map(|(key, group)| (key, group.summary()))
@@ -595,8 +595,12 @@ impl MetricsAccumulator {
 
     /// Every group's summary, the accumulator left as it is.
     fn summaries(&self) -> GroupSummaries {
-        fn of<K: Clone + Ord>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
-            sorted(groups.iter().map(|(k, g)| (k.clone(), g.summary())))
+        fn of<K: Clone + Ord + Send + Sync>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
+            let summaries: Vec<(K, GroupSummary)> = groups
+                .par_iter()
+                .map(|(k, g)| (k.clone(), g.summary()))
+                .collect();
+            sorted(summaries.into_iter())
         }
         GroupSummaries {
             agents: of(&self.by_agent),
