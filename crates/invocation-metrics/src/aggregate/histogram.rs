@@ -173,24 +173,43 @@ impl Counted {
     }
 
     /// (bucket, count) in bucket order, counts above zero.
-    fn iter(&self) -> Box<dyn Iterator<Item = (usize, u64)> + '_> {
+    fn iter(&self) -> CountedIter<'_> {
         match self {
-            Self::Single(only, count) => Box::new(std::iter::once((*only as usize, *count))),
-            Self::Few(pairs) => Box::new(pairs.iter().map(|(b, n)| (*b as usize, *n))),
+            Self::Single(only, count) => CountedIter::Single(Some((*only, *count))),
+            Self::Few(pairs) => CountedIter::Few(pairs.iter()),
             Self::Sparse(counts) => {
-                let mut pairs: Vec<(usize, u64)> =
-                    counts.iter().map(|(b, n)| (*b as usize, *n)).collect();
+                let mut pairs: Vec<(u32, u64)> = counts.iter().map(|(b, n)| (*b, *n)).collect();
                 pairs.sort_unstable();
-                Box::new(pairs.into_iter())
+                CountedIter::Sorted(pairs.into_iter())
             }
-            Self::Dense(counts) => Box::new(
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(b, n)| (b, *n)),
-            ),
+            Self::Dense(counts) => CountedIter::Dense(counts.iter().enumerate()),
         }
+    }
+}
+
+/// [`Counted::iter`]'s iterator: one type for every form, so that listing the most common
+/// histogram of all (a group's one record) allocates nothing.
+enum CountedIter<'a> {
+    Single(Option<(u32, u64)>),
+    Few(std::slice::Iter<'a, (u32, u64)>),
+    Sorted(std::vec::IntoIter<(u32, u64)>),
+    Dense(std::iter::Enumerate<std::slice::Iter<'a, u64>>),
+}
+
+impl Iterator for CountedIter<'_> {
+    type Item = (usize, u64);
+
+    fn next(&mut self) -> Option<(usize, u64)> {
+        let (bucket, n) = match self {
+            Self::Single(only) => only.take()?,
+            Self::Few(pairs) => *pairs.next()?,
+            Self::Sorted(pairs) => pairs.next()?,
+            Self::Dense(counts) => {
+                let (bucket, n) = counts.find(|(_, n)| **n > 0)?;
+                return Some((bucket, *n));
+            }
+        };
+        Some((bucket as usize, n))
     }
 }
 

@@ -276,23 +276,20 @@ type Groups<K> = HashMap<K, Box<GroupAccumulator>, FastHash>;
 /// core: with 30,000 agents, summarising them one at a time took most of the time the other
 /// core sat idle at the end of a summary.
 fn into_summaries<K: Ord + Send>(groups: Groups<K>) -> BTreeMap<K, GroupSummary> {
-    let summaries: Vec<(K, GroupSummary)> = groups
+    let (keys, summaries) = groups
         .into_par_iter()
         .map(|(key, group)| (key, group.summary()))
-        .collect();
-    sorted(summaries.into_iter())
+        .unzip();
+    sorted(keys, summaries)
 }
 
-/// The summaries by key. The keys are sorted with their positions (small pairs), not with
-/// their summaries: sorting a million (name, summary) pairs moved 150-byte entries a score
-/// of times each, most of a summary's time on a file of a million distinct agents.
-fn sorted<K: Ord>(entries: impl Iterator<Item = (K, GroupSummary)>) -> BTreeMap<K, GroupSummary> {
-    let (mut keys, mut summaries) = (Vec::new(), Vec::new());
-    for (key, summary) in entries {
-        keys.push((key, summaries.len()));
-        summaries.push(summary);
-    }
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+/// The summaries by key (`keys[i]` is `summaries[i]`'s). The keys are sorted with their
+/// positions (small pairs), not with their summaries: sorting a million (name, summary)
+/// pairs moved 150-byte entries a score of times each, most of a summary's time on a file of
+/// a million distinct agents.
+fn sorted<K: Ord + Send>(keys: Vec<K>, summaries: Vec<GroupSummary>) -> BTreeMap<K, GroupSummary> {
+    let mut keys: Vec<(K, usize)> = keys.into_iter().zip(0..).collect();
+    keys.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // Already in order: the map is built without sorting again, with full nodes.
     keys.into_iter()
         .map(|(key, at)| (key, summaries[at].clone()))
@@ -596,11 +593,11 @@ impl MetricsAccumulator {
     /// Every group's summary, the accumulator left as it is.
     fn summaries(&self) -> GroupSummaries {
         fn of<K: Clone + Ord + Send + Sync>(groups: &Groups<K>) -> BTreeMap<K, GroupSummary> {
-            let summaries: Vec<(K, GroupSummary)> = groups
+            let (keys, summaries) = groups
                 .par_iter()
                 .map(|(k, g)| (k.clone(), g.summary()))
-                .collect();
-            sorted(summaries.into_iter())
+                .unzip();
+            sorted(keys, summaries)
         }
         GroupSummaries {
             agents: of(&self.by_agent),
