@@ -360,6 +360,30 @@ mod tests {
         }
     }
 
+    /// Zero is the commonest value of several fields (`exitCode`, `cachedTokens`, `cost`),
+    /// and a lone `0` is no leading zero: the fast reader takes it.
+    #[test]
+    fn reads_zeros() {
+        let zeros = EVERY_KEY
+            .split(',')
+            .map(|field| match field.split_once(':') {
+                Some((key, value))
+                    if value.starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
+                {
+                    format!("{key}:0")
+                }
+                _ => field.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            zeros.contains("\"phase\":0,") && zeros.contains("\"cost\":0,"),
+            "{zeros}"
+        );
+        let serde: RawLine = serde_json::from_str(&zeros).unwrap();
+        assert_eq!(scan_line(zeros.as_bytes()), Some(serde));
+    }
+
     /// serde refuses any known field named twice, so the fast reader must decline each one.
     #[test]
     fn declines_every_known_field_repeated() {

@@ -489,6 +489,9 @@ mod tests {
                 "{runs} runs"
             );
         }
+        // Between the bounds, the budget in bytes over a key's bytes read and decoded.
+        assert_eq!(read_block_keys::<u64>(100, 1 << 20), (8 << 20) / 16 / 100);
+        assert_eq!(read_block_keys::<u128>(100, 1 << 19), (8 << 20) / 32 / 100);
         assert_eq!(
             read_block_keys::<u64>(1, 1 << 20),
             MAX_READ_BLOCK_KEYS as u64
