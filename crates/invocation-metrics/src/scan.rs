@@ -304,6 +304,9 @@ mod tests {
             LINE.replace("\"phase\":1", "\"phase\":01"), // a leading zero
             LINE.replace("\"phase\":1", "\"phase\":1.0"), // a fraction
             LINE.replace("\"phase\":1", "\"phase\":\"1\""), // a string for a number
+            LINE.replace("\"cost\":0.1", "\"cost\":01.5"), // a leading zero
+            LINE.replace("\"cost\":0.1", "\"cost\":-01.5"),
+            LINE.replace("\"cost\":0.1", "\"cost\":00"),
             LINE.replace("\"cost\":0.1", "\"cost\":.1"), // not JSON
             LINE.replace("\"cost\":0.1", "\"cost\":1."), // not JSON
             LINE.replace("\"cost\":0.1", "\"cost\":inf"), // not JSON
@@ -357,6 +360,22 @@ mod tests {
                 let serde: RawLine = serde_json::from_str(&line).unwrap();
                 assert_eq!(scan_line(line.as_bytes()), Some(serde), "{line}");
             }
+        }
+    }
+
+    /// Every form of a JSON number is read on the fast path, to the value serde reads.
+    #[test]
+    fn reads_every_form_of_a_number() {
+        for cost in [
+            "0", "0.5", "-0.5", "12.25", "1e2", "1E2", "1.5e+2", "2.5E-3", "-3e-2", "7e0",
+        ] {
+            let line = LINE.replace("\"cost\":0.1", &format!("\"cost\":{cost}"));
+            let raw = scan_line(line.as_bytes()).unwrap_or_else(|| panic!("declined {cost}"));
+            assert_eq!(raw.cost, Some(cost.parse::<f64>().unwrap()), "{cost}");
+            assert_eq!(
+                parse_line(line.as_bytes()),
+                parse_line_general(line.as_bytes())
+            );
         }
     }
 
