@@ -465,6 +465,23 @@ mod tests {
         }
     }
 
+    /// A histogram's first add is held as a single bucket, allocating nothing: most groups
+    /// of a file with a group per record hold one record (docs/RELIABILITY.md's
+    /// million-distinct-names case is sized by it).
+    #[test]
+    fn a_first_add_allocates_nothing() {
+        let mut h = DurationHistogram::default();
+        h.add(5_000);
+        assert!(h.counts.pending.capacity() == 0, "{:?}", h.counts);
+        assert!(
+            matches!(h.counts.counted, Counted::Single(_, 1)),
+            "{:?}",
+            h.counts
+        );
+        h.add(7);
+        assert_eq!(h.counts.iter().count(), 2);
+    }
+
     /// Single adds wait unsorted and are counted in batches: whatever is pending, counted,
     /// or both, every listing and percentile is the same as counting each add at once —
     /// also for a bucket past the end of a dense array.
