@@ -482,6 +482,27 @@ mod tests {
         assert_eq!(h.counts.iter().count(), 2);
     }
 
+    /// Every add is counted in every form the counts pass through and whatever is waiting:
+    /// a few distinct buckets (a short list once the buffer is counted), a few dozen (the
+    /// list's limit), more (a map, then an array), against a plain count of each bucket.
+    #[test]
+    fn every_add_is_counted_through_every_form() {
+        for distinct in [1u64, 2, 5, 31, 32, 33, 100, 3_000] {
+            for adds in [1, 2, 63, 64, 65, 129, 1_000] {
+                let mut h = DurationHistogram::default();
+                let mut reference = std::collections::BTreeMap::new();
+                for i in 0..adds {
+                    let d = (i * 7_919) % distinct * 3;
+                    h.add(d);
+                    *reference.entry(bucket_of(d)).or_insert(0u64) += 1;
+                }
+                let counted: Vec<(usize, u64)> = h.counts.iter().collect();
+                let expected: Vec<(usize, u64)> = reference.into_iter().collect();
+                assert_eq!(counted, expected, "{adds} adds over {distinct} durations");
+            }
+        }
+    }
+
     /// Single adds wait unsorted and are counted in batches: whatever is pending, counted,
     /// or both, every listing and percentile is the same as counting each add at once —
     /// also for a bucket past the end of a dense array.
