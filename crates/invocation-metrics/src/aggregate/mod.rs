@@ -944,6 +944,17 @@ mod tests {
         assert_eq!(agg.peak_parallel_invocations, 1);
     }
 
+    /// Every key found in the set counts, repeats included; none found, none counted.
+    #[test]
+    fn count_in_counts_each_key_found_in_the_set() {
+        let count = |keys: &[u64], set: &[u64]| count_in(keys.iter().copied(), set.iter().copied());
+        assert_eq!(count(&[1, 2, 2, 5, 9], &[2, 5, 7]), 3);
+        assert_eq!(count(&[1, 3, 4], &[2, 5]), 0);
+        assert_eq!(count(&[], &[2, 5]), 0);
+        assert_eq!(count(&[4, 6], &[]), 0);
+        assert_eq!(count(&[0, 7, 8, 9], &[0, 7, 8, 9, 10]), 4);
+    }
+
     #[test]
     fn sums_saturate_instead_of_wrapping_in_any_order() {
         let mut huge = at(0, u64::MAX / 2 + 1);
