@@ -398,6 +398,9 @@ pub struct MetricsAccumulator {
     /// Change in the number of running invocations at each millisecond.
     running: RunningChanges,
     first_start: Option<i64>,
+    /// The latest end of any record, those that last no time included (which the running
+    /// count never sees).
+    last_end: Option<i64>,
 }
 
 impl MetricsAccumulator {
@@ -468,6 +471,7 @@ impl MetricsAccumulator {
 
         let start = m.start_ms();
         self.first_start = Some(self.first_start.map_or(start, |f| f.min(start)));
+        self.last_end = self.last_end.max(Some(m.end_ms()));
         self.running.add_interval(start, m.end_ms());
     }
 
@@ -485,6 +489,7 @@ impl MetricsAccumulator {
         self.retries_after.extend(other.retries_after.iter_sorted());
         self.infra_failed.extend(other.infra_failed.iter_sorted());
         self.running.merge(&other.running);
+        self.last_end = self.last_end.max(other.last_end);
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -630,7 +635,6 @@ impl MetricsAccumulator {
             .map(|(_, g)| g.invocations)
             .sum();
         let to_string = |ms: i64| Timestamp::from_unix_ms(ms).map(|t| t.to_utc_millis_string());
-        let last_end = self.running.last_time().max(self.first_start);
         let all = self.all.summary();
 
         MetricsAggregate {
@@ -659,7 +663,7 @@ impl MetricsAccumulator {
             base_tier: options.base_tier.clone(),
             peak_parallel_at: peak_at.and_then(to_string),
             first_start: self.first_start.and_then(to_string),
-            last_end: last_end.and_then(to_string),
+            last_end: self.last_end.and_then(to_string),
             success_count: all.successes,
             total_input_tokens: self.input_tokens,
             total_output_tokens: self.output_tokens,
@@ -923,6 +927,23 @@ mod tests {
         let only_zero = aggregate(&[at(1500, 0)], 1000);
         assert_eq!(concurrency(&only_zero), [0]);
         assert_eq!(only_zero.peak_parallel_invocations, 0);
+    }
+
+    /// The last end is the latest end of any record: one that lasts no time, after every
+    /// other has ended, still ends the run (the buckets stop at the last occupied one).
+    #[test]
+    fn a_zero_duration_record_can_end_the_run() {
+        let agg = aggregate(&[at(0, 0), at(1, 0)], 1);
+        assert_eq!(agg.last_end.as_deref(), Some("1970-01-01T00:00:00.001Z"));
+        let agg = aggregate(&[at(0, 100), at(5000, 0)], 1000);
+        assert_eq!(agg.last_end.as_deref(), Some("1970-01-01T00:00:05.000Z"));
+        assert_eq!(concurrency(&agg), [1]);
+        let mut later = MetricsAccumulator::new();
+        later.add(&at(9000, 0));
+        let mut merged: MetricsAccumulator = [at(0, 100)].iter().collect();
+        merged.merge(&later);
+        let agg = merged.finish(&AggregateOptions::default());
+        assert_eq!(agg.last_end.as_deref(), Some("1970-01-01T00:00:09.000Z"));
     }
 
     #[test]
