@@ -214,6 +214,12 @@ impl<K: Key> SortedLog<K> {
         })
     }
 
+    /// Sorts the keys not yet in a run, in place, so that reading the log later finds them in
+    /// order (checking that costs one pass) instead of sorting them then.
+    pub fn sort_pending(&mut self) {
+        self.pending.sort_unstable();
+    }
+
     /// Every key in ascending order. A spill-file read that fails ends its run early; the
     /// error is then reported by [`read_error`](Self::read_error).
     pub fn iter_sorted(&self) -> impl Iterator<Item = K> + '_ {

@@ -541,10 +541,18 @@ impl MetricsAccumulator {
         self.running.absorb(running);
     }
 
+    /// Sorts the per-record state not yet sorted, which finishing would otherwise sort then:
+    /// for [`RecordFold::settle`](crate::RecordFold::settle).
+    pub(crate) fn sort_pending(&mut self) {
+        self.running.sort_pending();
+        self.retries_after.sort_pending();
+        self.infra_failed.sort_pending();
+    }
+
     /// Computes the aggregate of every record added so far, or says why the state a
     /// [`spilling`](Self::spilling) accumulator wrote out could not be read back.
     pub fn try_finish(&self, options: &AggregateOptions) -> std::io::Result<MetricsAggregate> {
-        let aggregate = self.compute(options, self.summaries());
+        let aggregate = self.compute(options, || self.summaries());
         match self.spill_error() {
             Some(error) => Err(std::io::Error::other(error)),
             None => Ok(aggregate),
@@ -561,12 +569,17 @@ impl MetricsAccumulator {
         if let Some(error) = self.spill_error() {
             return Err(std::io::Error::other(error));
         }
-        let groups = GroupSummaries {
-            agents: into_summaries(std::mem::take(&mut self.by_agent)),
-            phases: into_summaries(std::mem::take(&mut self.by_phase)),
-            models: into_summaries(std::mem::take(&mut self.by_model)),
-            tiers: into_summaries(std::mem::take(&mut self.by_tier)),
-            error_classes: into_summaries(std::mem::take(&mut self.by_error_class)),
+        let by_agent = std::mem::take(&mut self.by_agent);
+        let by_phase = std::mem::take(&mut self.by_phase);
+        let by_model = std::mem::take(&mut self.by_model);
+        let by_tier = std::mem::take(&mut self.by_tier);
+        let by_error_class = std::mem::take(&mut self.by_error_class);
+        let groups = move || GroupSummaries {
+            agents: into_summaries(by_agent),
+            phases: into_summaries(by_phase),
+            models: into_summaries(by_model),
+            tiers: into_summaries(by_tier),
+            error_classes: into_summaries(by_error_class),
         };
         let aggregate = self.compute(options, groups);
         match self.spill_error() {
@@ -588,7 +601,7 @@ impl MetricsAccumulator {
     /// temporary file back is only logged, and the result then misses what could not be
     /// read: use [`try_finish`](Self::try_finish) there.
     pub fn finish(&self, options: &AggregateOptions) -> MetricsAggregate {
-        let aggregate = self.compute(options, self.summaries());
+        let aggregate = self.compute(options, || self.summaries());
         if let Some(error) = self.spill_error() {
             tracing::error!(%error, "the aggregate misses records it could not read back");
         }
@@ -613,8 +626,26 @@ impl MetricsAccumulator {
         }
     }
 
-    fn compute(&self, options: &AggregateOptions, groups: GroupSummaries) -> MetricsAggregate {
-        let (peak, peak_at, width, buckets) = self.parallelism(options.bucket_width_ms.max(1));
+    /// The aggregate, with the groups' summaries made by `groups` on one core while the
+    /// per-record state (running-count changes, retry keys) is swept on another: on a file of
+    /// thousands of groups each takes tens of milliseconds, and nothing else is left to run.
+    fn compute(
+        &self,
+        options: &AggregateOptions,
+        groups: impl FnOnce() -> GroupSummaries + Send,
+    ) -> MetricsAggregate {
+        let ((parallelism, infra_retries), groups) = rayon::join(
+            || {
+                let parallelism = self.parallelism(options.bucket_width_ms.max(1));
+                let infra_retries = count_in(
+                    self.retries_after.iter_sorted(),
+                    self.infra_failed.iter_sorted(),
+                );
+                (parallelism, infra_retries)
+            },
+            groups,
+        );
+        let (peak, peak_at, width, buckets) = parallelism;
         let GroupSummaries {
             agents,
             phases,
@@ -625,10 +656,6 @@ impl MetricsAccumulator {
         let pick = |f: fn(&GroupSummary) -> u64| -> BTreeMap<String, u64> {
             agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
         };
-        let infra_retries = count_in(
-            self.retries_after.iter_sorted(),
-            self.infra_failed.iter_sorted(),
-        );
         let escalation_count = tiers
             .iter()
             .filter(|(tier, _)| **tier != options.base_tier)
@@ -966,6 +993,27 @@ mod tests {
     }
 
     /// Every key found in the set counts, repeats included; none found, none counted.
+    /// Sorting the pending state ahead of finishing (what a scan does while it looks for
+    /// repeated ids) changes no answer, whether little or most of the state has spilled, nor
+    /// do records added after it.
+    #[test]
+    fn settling_changes_no_answer() {
+        for records in [3, 100, 2_000] {
+            let mut acc = spilling_with_every_kind_of_state(records);
+            let before = acc.finish(&AggregateOptions::default());
+            acc.sort_pending();
+            assert_eq!(acc.finish(&AggregateOptions::default()), before);
+            let more: Vec<_> = (0..50).map(|i| at(i * 3, 7)).collect();
+            acc.extend(&more);
+            let mut unsettled = spilling_with_every_kind_of_state(records);
+            unsettled.extend(&more);
+            assert_eq!(
+                acc.finish(&AggregateOptions::default()),
+                unsettled.finish(&AggregateOptions::default())
+            );
+        }
+    }
+
     #[test]
     fn count_in_counts_each_key_found_in_the_set() {
         let count = |keys: &[u64], set: &[u64]| count_in(keys.iter().copied(), set.iter().copied());

@@ -47,6 +47,11 @@ impl RunningChanges {
         self.last = self.last.max(other.last);
     }
 
+    /// Sorts the events not yet sorted (see [`SortedLog::sort_pending`]).
+    pub fn sort_pending(&mut self) {
+        self.events.sort_pending();
+    }
+
     /// Every change in time order, coalesced per millisecond, zeros dropped.
     pub fn in_order(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         let mut events = self
