@@ -21,23 +21,22 @@ pub(crate) fn scan_line(line: &[u8]) -> Option<RawLine<'_>> {
     let mut r = Reader { line, text, at: 0 };
     let mut raw = RawLine::default();
     let mut seen = Seen(0);
-    r.space();
-    r.literal(b"{")?;
-    r.space();
-    if r.literal(b"}").is_none() {
+    r.token(b'{')?;
+    let mut next = r.next_token()?;
+    if next != b'}' {
         loop {
-            let key = r.string()?;
-            r.space();
-            r.literal(b":")?;
+            if next != b'"' {
+                return None;
+            }
+            let key = r.key()?;
+            r.token(b':')?;
             r.space();
             r.field(key, &mut raw, &mut seen)?;
-            r.space();
-            if r.literal(b",").is_some() {
-                r.space();
-                continue;
+            match r.next_token()? {
+                b',' => next = r.next_token()?,
+                b'}' => break,
+                _ => return None,
             }
-            r.literal(b"}")?;
-            break;
         }
     }
     r.space();
@@ -68,48 +67,237 @@ fn special_bytes(word: u64) -> u64 {
     quote | backslash | control
 }
 
+/// How many bytes of `word` (little-endian), from the first, are ASCII digits.
+fn leading_digits(word: u64) -> usize {
+    const NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // A digit's high nibble is 3, and stays 3 when 6 is added (0x30..=0x39 only). A carry out
+    // of a byte comes only from a byte that is no digit, and reaches only bytes after it.
+    let not_digit = ((word & NIBBLES) ^ THREES)
+        | ((word.wrapping_add(0x0606_0606_0606_0606) & NIBBLES) ^ THREES);
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// The number the first `count` (1 to 7) bytes of `word` spell, all of them ASCII digits.
+fn digits_value(word: u64, count: usize) -> u64 {
+    // Digits to their values, shifted so that the first is the most significant of eight
+    // (the vacated bytes are leading zeros); then pairs, fours and the eight combined with
+    // three multiplications. Borrows of the subtraction start only past the digits, and
+    // the shift drops those bytes.
+    let digits = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - count));
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    let low = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    low.wrapping_add(high) >> 32
+}
+
+/// A key, told from every other by its length and its first and last eight bytes (little-
+/// endian, zero where the key is shorter): exact for keys of up to 16 bytes, which every
+/// known key is. Comparing it with the known keys is a few integer comparisons, where
+/// comparing strings was a call per candidate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct KeyCode {
+    len: usize,
+    first: u64,
+    last: u64,
+}
+
+impl KeyCode {
+    const fn of(key: &[u8]) -> Self {
+        let mut first = [0u8; 8];
+        let mut last = [0u8; 8];
+        let mut i = 0;
+        while i < key.len() && i < 8 {
+            first[i] = key[i];
+            i += 1;
+        }
+        if key.len() > 8 {
+            let mut i = 0;
+            while i < 8 {
+                last[i] = key[key.len() - 8 + i];
+                i += 1;
+            }
+        }
+        Self {
+            len: key.len(),
+            first: u64::from_le_bytes(first),
+            last: u64::from_le_bytes(last),
+        }
+    }
+
+    /// Its slot in [`FIELD_SLOTS`]: a multiplicative hash, its multiplier found by a search for
+    /// one that gives each known key a slot of its own.
+    const fn slot(self) -> usize {
+        let mixed = self.first ^ (self.last << 1) ^ self.len as u64;
+        (mixed.wrapping_mul(0xba95_8810_b4eb_f4b7) >> 58) as usize
+    }
+
+    /// The code of `line[start..start + len]`, read eight bytes at a time where the line
+    /// has them.
+    fn read(line: &[u8], start: usize, len: usize) -> Self {
+        let rest = &line[start..];
+        let first = match rest.first_chunk::<8>() {
+            Some(word) if len >= 8 => u64::from_le_bytes(*word),
+            Some(word) => u64::from_le_bytes(*word) & ((1u64 << (8 * len)) - 1),
+            None => return Self::of(&rest[..len]),
+        };
+        let last = match rest[..len].last_chunk::<8>() {
+            Some(word) if len > 8 => u64::from_le_bytes(*word),
+            _ => 0,
+        };
+        Self { len, first, last }
+    }
+}
+
+/// Declares [`Field`], one variant per known key, and [`FIELDS`], each with its key.
+macro_rules! known_fields {
+    ($($field:ident = $key:literal,)*) => {
+        /// A field some dialect names; its number is its bit in [`Seen`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Field {
+            $($field,)*
+        }
+
+        /// Every known field with its key's code.
+        const FIELDS: &[(KeyCode, Field)] = &[$((KeyCode::of($key), Field::$field),)*];
+    };
+}
+
+known_fields! {
+    InvocationId = b"invocationId",
+    Agent = b"agent",
+    AgentType = b"agentType",
+    Phase = b"phase",
+    TaskId = b"taskId",
+    DurationMs = b"durationMs",
+    Duration = b"duration",
+    Tokens = b"tokens",
+    TokensTotal = b"tokensTotal",
+    InputTokens = b"inputTokens",
+    TokensPrompt = b"tokensPrompt",
+    OutputTokens = b"outputTokens",
+    TokensCompletion = b"tokensCompletion",
+    CachedTokens = b"cachedTokens",
+    Cost = b"cost",
+    CostUsd = b"costUsd",
+    ExitCode = b"exitCode",
+    Success = b"success",
+    Status = b"status",
+    Attempt = b"attempt",
+    AttemptNumber = b"attemptNumber",
+    OutputParsed = b"outputParsed",
+    Model = b"model",
+    Tier = b"tier",
+    RoutingTier = b"routingTier",
+    Timestamp = b"timestamp",
+    StartTime = b"startTime",
+    ErrorClass = b"errorClass",
+}
+
+/// The known fields by the slot of their key's code: a key is looked up with one multiply,
+/// one load and one comparison of codes, whatever the key order of a line — a chain of
+/// comparisons, or a branch per candidate, mispredicted on every line whose keys come in a
+/// new order.
+const FIELD_SLOTS: [Option<(KeyCode, Field)>; 64] = {
+    let mut slots = [None; 64];
+    let mut i = 0;
+    while i < FIELDS.len() {
+        let slot = FIELDS[i].0.slot();
+        // Checked as the crate compiles: a new key that shares a slot needs a new multiplier.
+        assert!(slots[slot].is_none(), "two known keys share a slot");
+        slots[slot] = Some(FIELDS[i]);
+        i += 1;
+    }
+    slots
+};
+
+impl Field {
+    /// The known field `key` names, if any.
+    fn of(key: KeyCode) -> Option<Self> {
+        match FIELD_SLOTS[key.slot()] {
+            Some((code, field)) if code == key => Some(field),
+            _ => None,
+        }
+    }
+}
+
 struct Reader<'a> {
     line: &'a [u8],
     text: &'a str,
     at: usize,
 }
 
+/// JSON's insignificant whitespace.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 impl<'a> Reader<'a> {
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
-        let end = self.at + expected.len();
-        (self.line.get(self.at..end)? == expected).then(|| self.at = end)
+        self.line[self.at..]
+            .starts_with(expected)
+            .then(|| self.at += expected.len())
     }
 
-    /// JSON's insignificant whitespace.
     fn space(&mut self) {
-        while matches!(self.line.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        while self.line.get(self.at).copied().is_some_and(is_space) {
             self.at += 1;
         }
+    }
+
+    /// The next byte that is not whitespace, consumed.
+    fn next_token(&mut self) -> Option<u8> {
+        loop {
+            let byte = *self.line.get(self.at)?;
+            self.at += 1;
+            if !is_space(byte) {
+                return Some(byte);
+            }
+        }
+    }
+
+    /// `expected` after any whitespace, consumed.
+    fn token(&mut self, expected: u8) -> Option<()> {
+        (self.next_token()? == expected).then_some(())
+    }
+
+    /// Where the string starting at `start` (just past its opening quote) ends: the index of
+    /// its closing quote, or `None` at an escape or a control character first.
+    #[inline(always)]
+    fn string_end(&self, start: usize) -> Option<usize> {
+        // Keys and values are short: eight bytes at a time, looking for the closing quote and
+        // for what declines in one pass, beats a vectorised quote search and a second pass.
+        let mut end = start;
+        while let Some(word) = self.line[end..].first_chunk::<8>() {
+            let hits = special_bytes(u64::from_le_bytes(*word));
+            if hits != 0 {
+                let at = end + (hits.trailing_zeros() / 8) as usize;
+                return (self.line[at] == b'"').then_some(at);
+            }
+            end += 8;
+        }
+        loop {
+            match *self.line.get(end)? {
+                b'"' => return Some(end),
+                b'\\' | 0..0x20 => return None,
+                _ => end += 1,
+            }
+        }
+    }
+
+    /// A key, its opening quote already consumed.
+    fn key(&mut self) -> Option<KeyCode> {
+        let start = self.at;
+        let end = self.string_end(start)?;
+        self.at = end + 1;
+        Some(KeyCode::read(self.line, start, end - start))
     }
 
     /// A string without escapes or control characters.
     fn string(&mut self) -> Option<&'a str> {
         self.literal(b"\"")?;
         let start = self.at;
-        // Keys and values are short: eight bytes at a time, looking for the closing quote and
-        // for what declines in one pass, beats a vectorised quote search and a second pass.
-        let mut end = start;
-        while let Some(word) = self.line.get(end..end + 8) {
-            let word = u64::from_le_bytes(word.try_into().ok()?);
-            let hits = special_bytes(word);
-            if hits != 0 {
-                end += (hits.trailing_zeros() / 8) as usize;
-                break;
-            }
-            end += 8;
-        }
-        loop {
-            match *self.line.get(end)? {
-                b'"' => break,
-                b'\\' | 0..0x20 => return None,
-                _ => end += 1,
-            }
-        }
+        let end = self.string_end(start)?;
         self.at = end + 1;
         self.text.get(start..end)
     }
@@ -122,54 +310,46 @@ impl<'a> Reader<'a> {
         u32::try_from(self.unsigned()?).ok()
     }
 
-    /// One known field's value into its slot: `null` leaves it absent, as serde's `Option`
-    /// does; a second occurrence declines.
-    fn value<T>(
-        &mut self,
-        slot: &mut Option<T>,
-        seen: &mut Seen,
-        bit: u32,
-        read: impl FnOnce(&mut Self) -> Option<T>,
-    ) -> Option<()> {
-        seen.first(bit)?;
-        if self.literal(b"null").is_none() {
-            *slot = Some(read(self)?);
+    fn field(&mut self, key: KeyCode, raw: &mut RawLine<'a>, seen: &mut Seen) -> Option<()> {
+        let Some(field) = Field::of(key) else {
+            return self.skip_scalar();
+        };
+        seen.first(field as u32)?;
+        if self.literal(b"null").is_some() {
+            // Absent, as serde's `Option` reads it.
+            return Some(());
+        }
+        match field {
+            Field::InvocationId => raw.invocation_id = Some(self.borrowed()?),
+            Field::Agent => raw.agent = Some(self.borrowed()?),
+            Field::AgentType => raw.agent_type = Some(self.borrowed()?),
+            Field::Phase => raw.phase = Some(self.small()?),
+            Field::TaskId => raw.task_id = Some(self.borrowed()?),
+            Field::DurationMs => raw.duration_ms = Some(self.unsigned()?),
+            Field::Duration => raw.duration = Some(self.unsigned()?),
+            Field::Tokens => raw.tokens = Some(self.unsigned()?),
+            Field::TokensTotal => raw.tokens_total = Some(self.unsigned()?),
+            Field::InputTokens => raw.input_tokens = Some(self.unsigned()?),
+            Field::TokensPrompt => raw.tokens_prompt = Some(self.unsigned()?),
+            Field::OutputTokens => raw.output_tokens = Some(self.unsigned()?),
+            Field::TokensCompletion => raw.tokens_completion = Some(self.unsigned()?),
+            Field::CachedTokens => raw.cached_tokens = Some(self.unsigned()?),
+            Field::Cost => raw.cost = Some(self.float()?),
+            Field::CostUsd => raw.cost_usd = Some(self.float()?),
+            Field::ExitCode => raw.exit_code = Some(self.signed()?),
+            Field::Success => raw.success = Some(self.boolean()?),
+            Field::Status => raw.status = Some(self.borrowed()?),
+            Field::Attempt => raw.attempt = Some(self.small()?),
+            Field::AttemptNumber => raw.attempt_number = Some(self.small()?),
+            Field::OutputParsed => raw.output_parsed = Some(self.boolean()?),
+            Field::Model => raw.model = Some(self.borrowed()?),
+            Field::Tier => raw.tier = Some(self.borrowed()?),
+            Field::RoutingTier => raw.routing_tier = Some(self.borrowed()?),
+            Field::Timestamp => raw.timestamp = Some(self.borrowed()?),
+            Field::StartTime => raw.start_time = Some(self.borrowed()?),
+            Field::ErrorClass => raw.error_class = Some(self.borrowed()?),
         }
         Some(())
-    }
-
-    fn field(&mut self, key: &str, raw: &mut RawLine<'a>, seen: &mut Seen) -> Option<()> {
-        match key {
-            "invocationId" => self.value(&mut raw.invocation_id, seen, 0, Self::borrowed),
-            "agent" => self.value(&mut raw.agent, seen, 1, Self::borrowed),
-            "agentType" => self.value(&mut raw.agent_type, seen, 2, Self::borrowed),
-            "phase" => self.value(&mut raw.phase, seen, 3, Self::small),
-            "taskId" => self.value(&mut raw.task_id, seen, 4, Self::borrowed),
-            "durationMs" => self.value(&mut raw.duration_ms, seen, 5, Self::unsigned),
-            "duration" => self.value(&mut raw.duration, seen, 6, Self::unsigned),
-            "tokens" => self.value(&mut raw.tokens, seen, 7, Self::unsigned),
-            "tokensTotal" => self.value(&mut raw.tokens_total, seen, 8, Self::unsigned),
-            "inputTokens" => self.value(&mut raw.input_tokens, seen, 9, Self::unsigned),
-            "tokensPrompt" => self.value(&mut raw.tokens_prompt, seen, 10, Self::unsigned),
-            "outputTokens" => self.value(&mut raw.output_tokens, seen, 11, Self::unsigned),
-            "tokensCompletion" => self.value(&mut raw.tokens_completion, seen, 12, Self::unsigned),
-            "cachedTokens" => self.value(&mut raw.cached_tokens, seen, 13, Self::unsigned),
-            "cost" => self.value(&mut raw.cost, seen, 14, Self::float),
-            "costUsd" => self.value(&mut raw.cost_usd, seen, 15, Self::float),
-            "exitCode" => self.value(&mut raw.exit_code, seen, 16, Self::signed),
-            "success" => self.value(&mut raw.success, seen, 17, Self::boolean),
-            "status" => self.value(&mut raw.status, seen, 18, Self::borrowed),
-            "attempt" => self.value(&mut raw.attempt, seen, 19, Self::small),
-            "attemptNumber" => self.value(&mut raw.attempt_number, seen, 20, Self::small),
-            "outputParsed" => self.value(&mut raw.output_parsed, seen, 21, Self::boolean),
-            "model" => self.value(&mut raw.model, seen, 22, Self::borrowed),
-            "tier" => self.value(&mut raw.tier, seen, 23, Self::borrowed),
-            "routingTier" => self.value(&mut raw.routing_tier, seen, 24, Self::borrowed),
-            "timestamp" => self.value(&mut raw.timestamp, seen, 25, Self::borrowed),
-            "startTime" => self.value(&mut raw.start_time, seen, 26, Self::borrowed),
-            "errorClass" => self.value(&mut raw.error_class, seen, 27, Self::borrowed),
-            _ => self.skip_scalar(),
-        }
     }
 
     /// An unknown field's value, which serde ignores: a string, number, boolean or null.
@@ -184,7 +364,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn digits(&mut self) -> &[u8] {
+    fn digits(&mut self) -> &'a [u8] {
         let start = self.at;
         while self.line.get(self.at).is_some_and(u8::is_ascii_digit) {
             self.at += 1;
@@ -194,6 +374,20 @@ impl<'a> Reader<'a> {
 
     /// A JSON unsigned integer: no sign, no leading zero, no fraction, in range.
     fn unsigned(&mut self) -> Option<u64> {
+        // Most numbers here (tokens, durations, phases) have fewer than eight digits: read
+        // eight bytes at once, count the digits and convert them together.
+        if let Some(word) = self.line[self.at..].first_chunk::<8>() {
+            let word = u64::from_le_bytes(*word);
+            let count = leading_digits(word);
+            if count < 8 {
+                if count == 0 || (count > 1 && word as u8 == b'0') {
+                    return None;
+                }
+                self.at += count;
+                let n = digits_value(word, count);
+                return (!matches!(self.line.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(n);
+            }
+        }
         let digits = self.digits();
         if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
             return None;
@@ -202,7 +396,6 @@ impl<'a> Reader<'a> {
         for d in digits {
             n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         }
-        // A fraction or exponent means it is not an integer here; let serde explain.
         (!matches!(self.line.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(n)
     }
 
@@ -413,6 +606,53 @@ mod tests {
             assert!(serde_json::from_str::<RawLine>(&line).is_err(), "{line}");
             assert!(scan_line(line.as_bytes()).is_none(), "{line}");
         }
+    }
+
+    /// Integers of every length, on either side of the eight bytes read at once, with every
+    /// byte that may follow them: the value serde reads, or the line declined as serde
+    /// refuses it.
+    #[test]
+    fn reads_integers_of_every_length() {
+        for len in 1..=21 {
+            for first in ['1', '9', '0'] {
+                let digits: String = std::iter::once(first)
+                    .chain("8734019265432187650123".chars())
+                    .take(len)
+                    .collect();
+                for after in [",", "}", " ,", ".5,", "e2,", "x,"] {
+                    let line =
+                        LINE.replace("\"tokens\":3,", &format!("\"tokens\":{digits}{after}"));
+                    let fast = scan_line(line.as_bytes()).map(|raw| raw.tokens);
+                    match serde_json::from_str::<RawLine>(&line) {
+                        Ok(serde) => assert_eq!(fast, Some(serde.tokens), "{line}"),
+                        Err(_) => assert_eq!(fast, None, "{line}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn leading_digits_and_their_value() {
+        for text in [
+            "1234567x",
+            "0\"aaaaaa",
+            "9876543 ",
+            "12\u{1}45678",
+            "7:::::::",
+        ] {
+            let word = u64::from_le_bytes(text.as_bytes()[..8].try_into().unwrap());
+            let count = text.bytes().take_while(u8::is_ascii_digit).count();
+            assert_eq!(leading_digits(word), count, "{text}");
+            assert_eq!(
+                digits_value(word, count),
+                text[..count].parse::<u64>().unwrap(),
+                "{text}"
+            );
+        }
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"12345678")), 8);
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"\xfa1234567")), 0);
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"1\xfa/:;@0 ")), 1);
     }
 
     #[test]
