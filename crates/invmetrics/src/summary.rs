@@ -71,6 +71,9 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
         }
         _ => write(out)?,
     }
+    // The process ends next, and with it every allocation: freeing a large aggregate's maps
+    // one by one first (10 ms for 30,000 agents) would only delay the exit.
+    std::mem::forget(aggregate);
     Ok(ExitCode::SUCCESS)
 }
 
