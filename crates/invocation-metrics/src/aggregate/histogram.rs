@@ -1,22 +1,17 @@
 //! A mergeable histogram of durations: exact below 2,048 ms, within 0.1% above, in bounded
 //! memory (a few thousand counters however many records it holds).
 
-use std::collections::HashMap;
-
-use crate::hashing::FastHash;
-
 /// Durations below this are counted exactly, one counter each.
 const EXACT_BELOW: u64 = 2048;
 /// Above it, each power of two is split into 2^10 equal counters: relative error < 1/1024.
 const SUB_BUCKET_BITS: u32 = 10;
 const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
 
-/// Distinct buckets a histogram keeps in a hash map before switching to one counter per
+/// Distinct buckets a histogram keeps in a sorted list before switching to one counter per
 /// bucket. Groups are often small and many (an agent per task, say): a dense array of ~10,000
-/// counters each made 20,000 agents cost 1.4 GB; a map costs about 20 bytes per distinct
-/// bucket, and only a group that fills this many buckets has records enough to pay for an
-/// array.
-const SPARSE_MAX: usize = 1024;
+/// counters each made 20,000 agents cost 1.4 GB; a list costs 16 bytes per distinct bucket,
+/// and only a group that fills this many buckets has records enough to pay for an array.
+const LIST_MAX: usize = 1024;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct DurationHistogram {
@@ -26,12 +21,6 @@ pub(super) struct DurationHistogram {
     min: u64,
     max: u64,
 }
-
-/// Buckets a histogram keeps in a short sorted list before switching to a hash map. Most
-/// groups of a file with very many groups (an agent per task) see a handful of records: a
-/// list that small is searched faster than a map is hashed, allocates once, and is already
-/// in order when percentiles are read.
-const FEW_MAX: usize = 32;
 
 /// Buckets added one at a time that wait, unsorted, before they are counted together.
 const PENDING_MAX: usize = 64;
@@ -51,48 +40,48 @@ struct Counts {
 enum Counted {
     /// One bucket and its count: the most common group of all holds one record.
     Single(u32, u64),
-    /// Up to [`FEW_MAX`] (bucket, count) pairs, sorted by bucket, counts above zero.
-    Few(Vec<(u32, u64)>),
-    /// Count by bucket, counts above zero. A map rather than a sorted list: inserting into
-    /// a list of hundreds of buckets moved the rest of the list each time, a tenth of a
-    /// summary's time.
-    Sparse(HashMap<u32, u64, FastHash>),
+    /// Up to [`LIST_MAX`] (bucket, count) pairs, sorted by bucket, counts above zero. Adds
+    /// arrive in sorted batches (the pending adds, another histogram's buckets) and are
+    /// merged in one pass: a hash map instead, grown and rehashed as thousands of groups each
+    /// filled a few hundred buckets, cost a sixth of a summary of 4,000 phases.
+    List(Vec<(u32, u64)>),
     /// Indexed by bucket.
     Dense(Vec<u64>),
 }
 
 impl Default for Counted {
     fn default() -> Self {
-        Self::Few(Vec::new())
+        Self::List(Vec::new())
     }
 }
 
 impl Counts {
-    fn add(&mut self, bucket: usize, n: u64) {
+    fn add(&mut self, bucket: usize) {
         match &mut self.counted {
             // A dense array's counters are few and warm: counted at once.
-            Counted::Dense(counts) if bucket < counts.len() => counts[bucket] += n,
+            Counted::Dense(counts) if bucket < counts.len() => counts[bucket] += 1,
             // The first add needs no allocation.
-            Counted::Few(pairs) if pairs.is_empty() && self.pending.is_empty() => {
-                self.counted = Counted::Single(bucket as u32, n);
+            Counted::List(pairs) if pairs.is_empty() && self.pending.is_empty() => {
+                self.counted = Counted::Single(bucket as u32, 1);
             }
-            _ if n == 1 => {
+            _ => {
                 // Buckets are below 60,000 (see the tests), so u32 holds them.
                 self.pending.push(bucket as u32);
                 if self.pending.len() == PENDING_MAX {
                     self.count_pending();
                 }
             }
-            counted => counted.add(bucket, n),
         }
     }
 
     /// Counts the pending buckets, a run of equal ones at a time.
     fn count_pending(&mut self) {
         self.pending.sort_unstable();
-        for run in self.pending.chunk_by(|a, b| a == b) {
-            self.counted.add(run[0] as usize, run.len() as u64);
-        }
+        let runs = self
+            .pending
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0] as usize, run.len() as u64));
+        self.counted.add_sorted(runs);
         self.pending.clear();
     }
 
@@ -108,80 +97,72 @@ impl Counts {
             at += run;
             Some((bucket as usize, run as u64))
         });
-        let (mut counted, mut pending) = (self.counted.iter().peekable(), pending.peekable());
-        std::iter::from_fn(move || match (counted.peek(), pending.peek()) {
-            (Some(&(a, n)), Some(&(b, m))) if a == b => {
-                counted.next();
-                pending.next();
-                Some((a, n + m))
-            }
-            (Some(&(a, _)), Some(&(b, _))) if b < a => pending.next(),
-            (Some(_), _) => counted.next(),
-            (None, _) => pending.next(),
-        })
+        merge_counts(self.counted.iter(), pending)
     }
 }
 
+/// Two ascending lists of (bucket, count) as one, the counts of a bucket in both added.
+fn merge_counts(
+    a: impl Iterator<Item = (usize, u64)>,
+    b: impl Iterator<Item = (usize, u64)>,
+) -> impl Iterator<Item = (usize, u64)> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(&(x, n)), Some(&(y, m))) if x == y => {
+            a.next();
+            b.next();
+            Some((x, n + m))
+        }
+        (Some(&(x, _)), Some(&(y, _))) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 impl Counted {
-    fn add(&mut self, bucket: usize, n: u64) {
-        let key = bucket as u32;
-        match self {
-            Self::Few(pairs) if pairs.is_empty() => *self = Self::Single(key, n),
-            Self::Single(only, count) if *only == key => *count += n,
-            Self::Single(only, count) => {
-                let mut pairs = Vec::with_capacity(4);
-                pairs.push((*only, *count));
-                let at = usize::from(key > *only);
-                pairs.insert(at, (key, n));
-                *self = Self::Few(pairs);
-            }
-            Self::Few(pairs) => match pairs.binary_search_by_key(&key, |(b, _)| *b) {
-                Ok(at) => pairs[at].1 += n,
-                Err(_) if pairs.len() == FEW_MAX => {
-                    let mut counts: HashMap<u32, u64, FastHash> = pairs.iter().copied().collect();
-                    counts.insert(key, n);
-                    *self = Self::Sparse(counts);
-                }
-                Err(at) => pairs.insert(at, (key, n)),
-            },
-            Self::Dense(counts) => {
+    /// Adds `runs`: (bucket, count) pairs in ascending order of bucket, each bucket once.
+    fn add_sorted(&mut self, runs: impl Iterator<Item = (usize, u64)>) {
+        if let Self::Dense(counts) = self {
+            for (bucket, n) in runs {
                 if bucket >= counts.len() {
                     counts.resize(bucket + 1, 0);
                 }
                 counts[bucket] += n;
             }
-            Self::Sparse(counts) => {
-                *counts.entry(key).or_default() += n;
-                if counts.len() > SPARSE_MAX {
-                    self.densify();
-                }
-            }
+            return;
         }
+        let merged: Vec<(u32, u64)> = merge_counts(self.iter(), runs)
+            .map(|(bucket, n)| (bucket as u32, n))
+            .collect();
+        *self = match merged[..] {
+            [(only, n)] => Self::Single(only, n),
+            _ if merged.len() > LIST_MAX => Self::dense(merged.into_iter()),
+            _ => Self::List(merged),
+        };
+    }
+
+    /// Counts by bucket in an array, from (bucket, count) pairs in ascending order.
+    fn dense(pairs: impl Iterator<Item = (u32, u64)>) -> Self {
+        let mut counts = Vec::new();
+        for (bucket, n) in pairs {
+            let bucket = bucket as usize;
+            counts.resize(bucket + 1, 0);
+            counts[bucket] = n;
+        }
+        Self::Dense(counts)
     }
 
     fn densify(&mut self) {
-        let pairs: Vec<(usize, u64)> = match self {
-            Self::Dense(_) => return,
-            _ => self.iter().collect(),
-        };
-        let len = pairs.last().map_or(0, |(b, _)| b + 1);
-        let mut counts = vec![0; len];
-        for (bucket, n) in pairs {
-            counts[bucket] = n;
+        if !matches!(self, Self::Dense(_)) {
+            *self = Self::dense(self.iter().map(|(bucket, n)| (bucket as u32, n)));
         }
-        *self = Self::Dense(counts);
     }
 
     /// (bucket, count) in bucket order, counts above zero.
     fn iter(&self) -> CountedIter<'_> {
         match self {
             Self::Single(only, count) => CountedIter::Single(Some((*only, *count))),
-            Self::Few(pairs) => CountedIter::Few(pairs.iter()),
-            Self::Sparse(counts) => {
-                let mut pairs: Vec<(u32, u64)> = counts.iter().map(|(b, n)| (*b, *n)).collect();
-                pairs.sort_unstable();
-                CountedIter::Sorted(pairs.into_iter())
-            }
+            Self::List(pairs) => CountedIter::List(pairs.iter()),
             Self::Dense(counts) => CountedIter::Dense(counts.iter().enumerate()),
         }
     }
@@ -191,8 +172,7 @@ impl Counted {
 /// histogram of all (a group's one record) allocates nothing.
 enum CountedIter<'a> {
     Single(Option<(u32, u64)>),
-    Few(std::slice::Iter<'a, (u32, u64)>),
-    Sorted(std::vec::IntoIter<(u32, u64)>),
+    List(std::slice::Iter<'a, (u32, u64)>),
     Dense(std::iter::Enumerate<std::slice::Iter<'a, u64>>),
 }
 
@@ -202,8 +182,7 @@ impl Iterator for CountedIter<'_> {
     fn next(&mut self) -> Option<(usize, u64)> {
         let (bucket, n) = match self {
             Self::Single(only) => only.take()?,
-            Self::Few(pairs) => *pairs.next()?,
-            Self::Sorted(pairs) => pairs.next()?,
+            Self::List(pairs) => *pairs.next()?,
             Self::Dense(counts) => {
                 let (bucket, n) = counts.find(|(_, n)| **n > 0)?;
                 return Some((bucket, *n));
@@ -248,7 +227,7 @@ fn lower_bound(index: usize) -> u64 {
 
 impl DurationHistogram {
     pub fn add(&mut self, d: u64) {
-        self.counts.add(bucket_of(d), 1);
+        self.counts.add(bucket_of(d));
         self.min = if self.total == 0 { d } else { self.min.min(d) };
         self.total += 1;
         self.max = self.max.max(d);
@@ -256,18 +235,16 @@ impl DurationHistogram {
 
     pub fn merge(&mut self, other: &Self) {
         if let Counted::Dense(theirs) = &other.counts.counted
-            && theirs.len() > SPARSE_MAX
+            && theirs.len() > LIST_MAX
         {
             self.counts.counted.densify();
         }
         // Their pending adds join ours as they are, unsorted: listing them through `iter`
         // copied and sorted them first, for each of thousands of small groups.
         for &bucket in &other.counts.pending {
-            self.counts.add(bucket as usize, 1);
+            self.counts.add(bucket as usize);
         }
-        for (bucket, n) in other.counts.counted.iter() {
-            self.counts.add(bucket, n);
-        }
+        self.counts.counted.add_sorted(other.counts.counted.iter());
         if other.total > 0 {
             self.min = if self.total == 0 {
                 other.min
@@ -391,12 +368,12 @@ mod tests {
         assert!(
             parts
                 .iter()
-                .all(|h| matches!(h.counts.counted, Counted::Sparse(_)))
+                .all(|h| matches!(&h.counts.counted, Counted::List(pairs) if pairs.len() > 32))
         );
         let few = histograms_of_chunks(20);
         assert!(
             few.iter()
-                .all(|h| matches!(h.counts.counted, Counted::Single(..) | Counted::Few(_)))
+                .all(|h| matches!(h.counts.counted, Counted::Single(..) | Counted::List(_)))
         );
         let mut merged_few = DurationHistogram::default();
         few.iter().rev().for_each(|h| merged_few.merge(h));
@@ -415,18 +392,30 @@ mod tests {
     }
 
     /// Whatever form holds the counts, each bucket appears once, in order, with its total —
-    /// a bucket added again (the one-bucket form included) is counted, not listed twice.
+    /// a bucket added again (the one-bucket form included) is counted, not listed twice,
+    /// whether it came one add at a time or in a sorted batch.
     #[test]
     fn each_bucket_is_listed_once_in_order_in_every_form() {
-        for distinct in [1usize, 2, FEW_MAX, FEW_MAX + 1, 5 * FEW_MAX, SPARSE_MAX + 1] {
+        for distinct in [1usize, 2, 32, 33, 160, LIST_MAX, LIST_MAX + 1] {
             let mut counts = Counts::default();
             let mut reference = std::collections::BTreeMap::new();
             for round in 0..3u64 {
                 for b in (0..distinct).rev() {
                     let bucket = b * 3;
-                    counts.add(bucket, round + 1);
+                    for _ in 0..=round {
+                        counts.add(bucket);
+                    }
                     *reference.entry(bucket).or_insert(0) += round + 1;
                 }
+                // A batch, as a merged histogram brings: every other bucket, and new ones.
+                let batch: Vec<(usize, u64)> = (0..distinct + 2)
+                    .step_by(2)
+                    .map(|b| (b * 3 + usize::from(round == 2), 5))
+                    .collect();
+                for &(bucket, n) in &batch {
+                    *reference.entry(bucket).or_insert(0) += n;
+                }
+                counts.counted.add_sorted(batch.into_iter());
             }
             let listed: Vec<(usize, u64)> = counts.iter().collect();
             assert_eq!(
@@ -435,6 +424,23 @@ mod tests {
                 "{distinct} buckets"
             );
         }
+    }
+
+    /// A list stays a list up to its limit and becomes an array past it; one bucket is the
+    /// one-bucket form, however it was reached.
+    #[test]
+    fn the_counted_form_follows_the_number_of_buckets() {
+        let form = |buckets: usize| {
+            let mut counted = Counted::default();
+            counted.add_sorted((0..buckets).map(|b| (b * 2, 1)));
+            counted
+        };
+        assert!(matches!(form(1), Counted::Single(0, 1)));
+        assert!(matches!(form(2), Counted::List(pairs) if pairs.len() == 2));
+        assert!(matches!(form(LIST_MAX), Counted::List(pairs) if pairs.len() == LIST_MAX));
+        assert!(
+            matches!(form(LIST_MAX + 1), Counted::Dense(counts) if counts.len() == 2 * LIST_MAX + 1)
+        );
     }
 
     /// Percentiles asked for together are each the nearest-rank percentile of the durations
@@ -483,8 +489,8 @@ mod tests {
     }
 
     /// Every add is counted in every form the counts pass through and whatever is waiting:
-    /// a few distinct buckets (a short list once the buffer is counted), a few dozen (the
-    /// list's limit), more (a map, then an array), against a plain count of each bucket.
+    /// a few distinct buckets (one, then a short list once the buffer is counted), hundreds
+    /// (a long list), thousands (an array), against a plain count of each bucket.
     #[test]
     fn every_add_is_counted_through_every_form() {
         for distinct in [1u64, 2, 5, 31, 32, 33, 100, 3_000] {
@@ -520,13 +526,13 @@ mod tests {
         ] {
             let mut h = DurationHistogram::default();
             durations[..taken].iter().for_each(|d| h.add(*d));
-            // The reference: every count goes straight into the counted form.
-            let mut reference = Counted::default();
+            // The reference: a plain count of each bucket.
+            let mut reference = std::collections::BTreeMap::new();
             durations[..taken]
                 .iter()
-                .for_each(|d| reference.add(bucket_of(*d), 1));
+                .for_each(|d| *reference.entry(bucket_of(*d)).or_insert(0u64) += 1);
             assert!(h.counts.pending.len() < PENDING_MAX, "{taken}");
-            assert!(h.counts.iter().eq(reference.iter()), "{taken}");
+            assert!(h.counts.iter().eq(reference.into_iter()), "{taken}");
         }
         let mut dense = DurationHistogram::default();
         durations.iter().for_each(|d| dense.add(*d));
