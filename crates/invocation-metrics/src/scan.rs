@@ -203,7 +203,12 @@ const FIELD_SLOTS: [Option<(KeyCode, Field)>; 64] = {
     let mut i = 0;
     while i < FIELDS.len() {
         let slot = FIELDS[i].0.slot();
-        // Checked as the crate compiles: a new key that shares a slot needs a new multiplier.
+        // Checked as the crate compiles: a code tells keys apart only up to 16 bytes, and a
+        // new key that shares a slot needs a new multiplier.
+        assert!(
+            FIELDS[i].0.len <= 16,
+            "a known key longer than its code tells apart"
+        );
         assert!(slots[slot].is_none(), "two known keys share a slot");
         slots[slot] = Some(FIELDS[i]);
         i += 1;
