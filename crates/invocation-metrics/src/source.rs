@@ -471,6 +471,7 @@ impl MetricsScan {
                 &mut second,
             )?;
         }
+        second.settle();
         Ok(second)
     }
 
@@ -704,10 +705,11 @@ pub trait RecordFold: Send + Sized + 'static {
         None
     }
 
-    /// Called once every record is in and every value merged, on one core while the scan
-    /// looks for repeated ids on another (the value is dropped if some repeat, and the
-    /// inputs are read again): the place to sort or index what reading the result needs.
-    /// The default does nothing.
+    /// Called once every record is in and every value merged, before the value is handed
+    /// back: the place to sort or index what reading the result needs. After a first read
+    /// it runs on one core while the scan looks for repeated ids on another (if some
+    /// repeat, that value is dropped, the inputs are read again, and the second read's value
+    /// is settled in turn). The default does nothing.
     fn settle(&mut self) {}
 }
 

@@ -174,6 +174,10 @@ impl RecordFold for FirstPass {
         self.failures.merge(later.failures, offset);
         self.cost_over_time.merge(later.cost_over_time);
     }
+
+    fn settle(&mut self) {
+        RecordFold::settle(&mut self.accumulator);
+    }
 }
 
 /// A report's second pass, folded on every core: the attempts of the retry chains the first
