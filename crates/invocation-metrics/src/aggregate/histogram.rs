@@ -122,6 +122,10 @@ fn merge_counts(
 impl Counted {
     /// Adds `runs`: (bucket, count) pairs in ascending order of bucket, each bucket once.
     fn add_sorted(&mut self, runs: impl Iterator<Item = (usize, u64)>) {
+        let mut runs = runs.peekable();
+        if runs.peek().is_none() {
+            return;
+        }
         if let Self::Dense(counts) = self {
             for (bucket, n) in runs {
                 if bucket >= counts.len() {
@@ -244,7 +248,17 @@ impl DurationHistogram {
         for &bucket in &other.counts.pending {
             self.counts.add(bucket as usize);
         }
-        self.counts.counted.add_sorted(other.counts.counted.iter());
+        // A histogram of a few records (a chunk's share of one of thousands of groups) has
+        // one bucket counted: it waits with the pending adds too, for a batch, instead of
+        // rebuilding a list of hundreds for one bucket at every merge.
+        match other.counts.counted {
+            Counted::Single(bucket, n) if n <= PENDING_MAX as u64 => {
+                for _ in 0..n {
+                    self.counts.add(bucket as usize);
+                }
+            }
+            ref counted => self.counts.counted.add_sorted(counted.iter()),
+        }
         if other.total > 0 {
             self.min = if self.total == 0 {
                 other.min
