@@ -1006,7 +1006,6 @@ mod tests {
         assert_eq!(agg.peak_parallel_invocations, 1);
     }
 
-    /// Every key found in the set counts, repeats included; none found, none counted.
     /// Sorting the pending state ahead of finishing (what a scan does while it looks for
     /// repeated ids) changes no answer, whether little or most of the state has spilled, nor
     /// do records added after it.
@@ -1028,6 +1027,7 @@ mod tests {
         }
     }
 
+    /// Every key found in the set counts, repeats included; none found, none counted.
     #[test]
     fn count_in_counts_each_key_found_in_the_set() {
         let count = |keys: &[u64], set: &[u64]| count_in(keys.iter().copied(), set.iter().copied());
