@@ -499,6 +499,9 @@ mod tests {
             LINE.replace("\"i1\"", "\"i\\u0031\""), // an escape in a value
             LINE.replace("\"agent\"", "\"\\u0061gent\""), // an escape in a key
             LINE.replace("\"a\"", "\"a\u{1}\""),    // a control character
+            // The same in the last few bytes of a line, read a byte at a time.
+            LINE.replace("\"timeout\"}", "\"t\\\\x\"}"),
+            LINE.replace("\"timeout\"}", "\"t\u{1}\"}"),
             LINE.replace("\"phase\":1", "\"phase\":01"), // a leading zero
             LINE.replace("\"phase\":1", "\"phase\":1.0"), // a fraction
             LINE.replace("\"phase\":1", "\"phase\":\"1\""), // a string for a number
