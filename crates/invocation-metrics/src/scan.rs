@@ -617,8 +617,8 @@ mod tests {
     }
 
     /// Integers of every length, on either side of the eight bytes read at once, with every
-    /// byte that may follow them: the value serde reads, or the line declined as serde
-    /// refuses it.
+    /// byte that may follow them, inside a line and at its end: the value serde reads, or
+    /// the line declined as serde refuses it.
     #[test]
     fn reads_integers_of_every_length() {
         for len in 1..=21 {
@@ -627,11 +627,15 @@ mod tests {
                     .chain("8734019265432187650123".chars())
                     .take(len)
                     .collect();
-                for after in [",", "}", " ,", ".5,", "e2,", "x,"] {
-                    let line =
-                        LINE.replace("\"tokens\":3,", &format!("\"tokens\":{digits}{after}"));
+                let in_a_line = ["", " ", ".5", "e2", "x"].map(|after| {
+                    LINE.replace("\"tokens\":3,", &format!("\"tokens\":{digits}{after},"))
+                });
+                // At the end of a line, fewer than eight bytes follow the number's start.
+                let at_the_end =
+                    ["", " ", ".5", "x"].map(|after| format!("{{\"tokens\":{digits}{after}}}"));
+                for line in in_a_line.iter().chain(&at_the_end) {
                     let fast = scan_line(line.as_bytes()).map(|raw| raw.tokens);
-                    match serde_json::from_str::<RawLine>(&line) {
+                    match serde_json::from_str::<RawLine>(line) {
                         Ok(serde) => assert_eq!(fast, Some(serde.tokens), "{line}"),
                         Err(_) => assert_eq!(fast, None, "{line}"),
                     }
