@@ -655,21 +655,25 @@ impl MetricsAccumulator {
         } = groups;
         // The seed's five maps by agent, two cores between them: each copies every agent's
         // name, 30,000 of them taking 5 ms a map.
-        let pick = |f: fn(&GroupSummary) -> u64| -> BTreeMap<String, u64> {
-            agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
-        };
-        let pick_f64 = |f: fn(&GroupSummary) -> f64| -> BTreeMap<String, f64> {
-            agents.iter().map(|(k, g)| (k.clone(), f(g))).collect()
-        };
         let (
             (invocations_by_agent, retries_by_agent),
             ((tokens_by_agent, cost_by_agent), avg_duration_by_agent),
         ) = rayon::join(
-            || rayon::join(|| pick(|g| g.invocations), || pick(|g| g.retries)),
             || {
                 rayon::join(
-                    || rayon::join(|| pick(|g| g.tokens), || pick_f64(|g| g.cost)),
-                    || pick_f64(|g| g.mean_duration_ms),
+                    || by_agent(&agents, |g| g.invocations),
+                    || by_agent(&agents, |g| g.retries),
+                )
+            },
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || by_agent(&agents, |g| g.tokens),
+                            || by_agent(&agents, |g| g.cost),
+                        )
+                    },
+                    || by_agent(&agents, |g| g.mean_duration_ms),
                 )
             },
         );
@@ -804,6 +808,14 @@ impl<'a> FromIterator<&'a InvocationMetric> for MetricsAccumulator {
         acc.extend(records);
         acc
     }
+}
+
+/// One figure of every agent's summary, by agent: the seed's per-agent maps.
+fn by_agent<T>(
+    agents: &BTreeMap<String, GroupSummary>,
+    figure: fn(&GroupSummary) -> T,
+) -> BTreeMap<String, T> {
+    agents.iter().map(|(k, g)| (k.clone(), figure(g))).collect()
 }
 
 /// How many of the ascending `keys` also occur in the ascending `set`.
