@@ -67,6 +67,12 @@ fn special_bytes(word: u64) -> u64 {
     quote | backslash | control
 }
 
+/// Whether ASCII `digits` are the integer part JSON allows: at least one digit, and no
+/// leading zero.
+fn is_json_integer(digits: &[u8]) -> bool {
+    !digits.is_empty() && (digits.len() == 1 || digits[0] != b'0')
+}
+
 /// How many bytes of `word` (little-endian), from the first, are ASCII digits.
 fn leading_digits(word: u64) -> usize {
     const NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
@@ -385,23 +391,29 @@ impl<'a> Reader<'a> {
             let word = u64::from_le_bytes(*word);
             let count = leading_digits(word);
             if count < 8 {
+                // `is_json_integer` on the word's bytes, without slicing them out.
                 if count == 0 || (count > 1 && word as u8 == b'0') {
                     return None;
                 }
                 self.at += count;
-                let n = digits_value(word, count);
-                return (!matches!(self.line.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(n);
+                return self.integer_ends().then_some(digits_value(word, count));
             }
         }
         let digits = self.digits();
-        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        if !is_json_integer(digits) {
             return None;
         }
         let mut n: u64 = 0;
         for d in digits {
             n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         }
-        (!matches!(self.line.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(n)
+        self.integer_ends().then_some(n)
+    }
+
+    /// Whether the integer just read ends there: a fraction or exponent after it means it is
+    /// not an integer here, and serde explains.
+    fn integer_ends(&self) -> bool {
+        !matches!(self.line.get(self.at), Some(b'.' | b'e' | b'E'))
     }
 
     fn signed(&mut self) -> Option<i32> {
@@ -419,8 +431,7 @@ impl<'a> Reader<'a> {
     fn float(&mut self) -> Option<f64> {
         let start = self.at;
         self.literal(b"-");
-        let int = self.digits();
-        if int.is_empty() || (int.len() > 1 && int[0] == b'0') {
+        if !is_json_integer(self.digits()) {
             return None;
         }
         if self.literal(b".").is_some() && self.digits().is_empty() {
