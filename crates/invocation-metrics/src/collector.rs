@@ -515,14 +515,11 @@ impl InvocationMetricsCollector {
             |chunk| {
                 // Parsed, stored compactly and aggregated here, on a parser thread; the
                 // ordered part below only moves the results.
-                let mut loaded = LoadedChunk {
-                    lines: chunk.lines(),
-                    ..LoadedChunk::default()
-                };
+                let mut loaded = LoadedChunk::default();
                 let buffer = match chunk {
                     Chunk::Lines(bytes) => {
                         // Reading a slice cannot fail.
-                        let _ = visit_records(
+                        let stats = visit_records(
                             &bytes[..],
                             InputStart::No,
                             |_, m| {
@@ -531,9 +528,11 @@ impl InvocationMetricsCollector {
                             },
                             |p| loaded.problems.push(p),
                         );
+                        loaded.lines = stats.map_or(0, |stats| stats.lines);
                         Some(bytes)
                     }
                     Chunk::Overlong { len, terminated } => {
+                        loaded.lines = 1;
                         loaded
                             .problems
                             .push(Chunk::overlong_problem(len, terminated));

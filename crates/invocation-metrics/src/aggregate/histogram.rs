@@ -56,10 +56,24 @@ impl Default for Counted {
 }
 
 impl Counts {
+    #[inline]
     fn add(&mut self, bucket: usize) {
+        // A dense array's counters are few and warm: counted at once, inline. The other
+        // forms' adds are out of line, so that this one (a summary's most common add, five
+        // per record) costs no call and no stack frame.
+        if let Counted::Dense(counts) = &mut self.counted
+            && let Some(count) = counts.get_mut(bucket)
+        {
+            *count += 1;
+            return;
+        }
+        self.add_to_other(bucket);
+    }
+
+    /// An add to any form but a dense array that holds the bucket.
+    #[inline(never)]
+    fn add_to_other(&mut self, bucket: usize) {
         match &mut self.counted {
-            // A dense array's counters are few and warm: counted at once.
-            Counted::Dense(counts) if bucket < counts.len() => counts[bucket] += 1,
             // The first add needs no allocation.
             Counted::List(pairs) if pairs.is_empty() && self.pending.is_empty() => {
                 self.counted = Counted::Single(bucket as u32, 1);

@@ -27,14 +27,6 @@ pub(crate) enum Chunk {
 }
 
 impl Chunk {
-    /// Lines the chunk holds, for numbering the lines of the chunks after it.
-    pub fn lines(&self) -> u64 {
-        match self {
-            Self::Lines(bytes) => memchr::memchr_iter(b'\n', bytes).count() as u64,
-            Self::Overlong { .. } => 1,
-        }
-    }
-
     /// Bytes of input the chunk covers.
     pub fn bytes(&self) -> u64 {
         match self {
