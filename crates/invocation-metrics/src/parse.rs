@@ -164,7 +164,8 @@ pub(crate) fn parse_line_into(
     into: &mut InvocationMetric,
 ) -> Result<Dialect, LineError> {
     let line = within_limit(line)?;
-    if let Some(raw) = crate::scan::scan_line(line) {
+    let mut raw = RawLine::default();
+    if crate::scan::scan_line_into(line, &mut raw).is_some() {
         let dialect = raw.dialect();
         if normalize_into(raw, dialect, into).is_ok() && into.validate().is_ok() {
             return Ok(dialect);
