@@ -123,11 +123,18 @@ impl<K: Key> SortedLog<K> {
     }
 
     /// Moves every key of `other` into this log: the same as
-    /// `extend(other.iter_sorted())`, but when neither log spills, `other`'s sorted runs are
-    /// taken over whole instead of re-read key by key.
+    /// `extend(other.iter_sorted())`, but without sorting what need not be: when neither log
+    /// spills, `other`'s sorted runs are taken over whole instead of re-read key by key, and
+    /// when only this one does, `other`'s keys are added unsorted.
     pub fn absorb(&mut self, mut other: Self) {
-        if self.spill_at != usize::MAX || other.spill.is_some() {
+        if other.spill.is_some() {
             self.extend(other.iter_sorted());
+            return;
+        }
+        if self.spill_at != usize::MAX {
+            // This log sorts what it holds when it spills: `other`'s keys join it in any
+            // order (sorting them first, a chunk at a time, doubled the sorting).
+            self.extend(other.runs.into_iter().flatten().chain(other.pending));
             return;
         }
         other.pending.sort_unstable();
