@@ -176,7 +176,7 @@ impl<K: Key> SortedLog<K> {
         let half = self.pending.len() / 2;
         let (low, high) = self.pending.split_at_mut(half);
         rayon::join(|| low.sort_unstable(), || high.sort_unstable());
-        match self.write_run() {
+        match self.write_run(half) {
             Ok(run) => {
                 self.spilled.push(run);
                 self.pending.clear();
@@ -202,9 +202,9 @@ impl<K: Key> SortedLog<K> {
         Ok(spill)
     }
 
-    /// Writes the pending keys, each half of them sorted, to the spill file in order, a
-    /// block at a time.
-    fn write_run(&mut self) -> io::Result<DiskRun> {
+    /// Writes the pending keys to the spill file in order, a block at a time, merging the
+    /// two sorted parts they are in: those before `split` and those from it.
+    fn write_run(&mut self, split: usize) -> io::Result<DiskRun> {
         const BLOCK_KEYS: usize = 1 << 16;
         let spill = self.spill_file()?;
         // Clones of this log share the file; each run gets its own range of it.
@@ -212,7 +212,7 @@ impl<K: Key> SortedLog<K> {
         let offset = *end;
         let mut block = Vec::with_capacity(BLOCK_KEYS * K::BYTES);
         let mut written = offset;
-        let (low, high) = self.pending.split_at(self.pending.len() / 2);
+        let (low, high) = self.pending.split_at(split);
         let mut keys = merge_two(low.iter().copied(), high.iter().copied()).peekable();
         while keys.peek().is_some() {
             block.clear();
