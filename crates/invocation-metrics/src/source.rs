@@ -815,8 +815,8 @@ impl<F: RecordFold> ChunkResult<F> {
     fn parse(chunk: Chunk, filter: &RecordFilter, fold: &mut F) -> Self {
         let mut result = Self {
             bytes: chunk.bytes(),
-            // An overlong chunk is one line; a chunk of lines is counted as it is read.
-            lines: 1,
+            // Counted as the chunk's lines are read, below.
+            lines: 0,
             bytes_read: Vec::new(),
             hashes: Vec::new(),
             fold: None,
@@ -826,6 +826,7 @@ impl<F: RecordFold> ChunkResult<F> {
         let bytes = match chunk {
             Chunk::Lines(bytes) => bytes,
             Chunk::Overlong { len, terminated } => {
+                result.lines = 1;
                 result.problems = vec![Chunk::overlong_problem(len, terminated)];
                 return result;
             }
