@@ -8,7 +8,6 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
-const readline = require('node:readline')
 
 const { InvocationMetricsCollector, CheckpointStore } = require('..')
 const { tempDir, metric } = require('./helpers.js')
@@ -83,18 +82,26 @@ test('kill -9 of a Node process loses no acknowledged record', async () => {
         }
       })()
     `, dir, durability], { cwd: PACKAGE, stdio: ['ignore', 'pipe', 'inherit'] })
+    // Only whole lines count: a line the kill cut short acknowledged nothing (readline
+    // would hand it over as a last line too).
     let acked = -1
-    const lines = readline.createInterface({ input: child.stdout })
-    const allRead = new Promise((resolve) => lines.on('close', resolve))
+    let unfinished = ''
+    const allRead = new Promise((resolve) => child.stdout.on('end', resolve))
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal)))
     await new Promise((resolve) => {
-      lines.on('line', (line) => {
-        acked = Number(line.slice(4))
+      child.stdout.setEncoding('utf8').on('data', (text) => {
+        const lines = (unfinished + text).split('\n')
+        unfinished = lines.pop()
+        for (const line of lines) acked = Number(line.slice(4))
         if (acked >= 2000) resolve()
       })
+      allRead.then(resolve) // a child that died early fails below instead of hanging here
     })
     child.kill('SIGKILL')
     // Acknowledgements printed before the kill still count.
     await allRead
+    assert.equal(await exited, 'SIGKILL', `${durability}: the child ended before the kill`)
+    assert.ok(acked >= 2000, `${durability}: acknowledged only ${acked + 1}`)
 
     const collector = new InvocationMetricsCollector(dir)
     const report = await collector.loadFromDisk()

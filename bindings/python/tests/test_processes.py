@@ -94,7 +94,10 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path, durability):
                     collector.record(metric(i))
                     if i % 10 == 9:
                         collector.flush()
-                        print("ACK", i, flush=True)
+                        # One write per line: with PYTHONUNBUFFERED, print() writes each
+                        # piece separately, and a kill between them tears the line.
+                        sys.stdout.write(f"ACK {i}\\n")
+                        sys.stdout.flush()
                     i += 1
                 """
             ),
@@ -111,9 +114,13 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path, durability):
         if acked >= 2000:
             break
     child.send_signal(signal.SIGKILL)
-    child.wait()
+    # Killed by the signal, not dead before it (a child that never ran acknowledges nothing
+    # and would pass the checks below vacuously).
+    assert child.wait() == -signal.SIGKILL
+    assert acked >= 2000
     for line in child.stdout:  # acknowledgements printed before the kill count too
-        acked = int(line.split()[1])
+        if line.endswith("\n"):  # a line the kill cut short acknowledged nothing
+            acked = int(line.split()[1])
 
     with InvocationMetricsCollector(tmp_path) as collector:
         report = collector.load_from_disk()
