@@ -76,15 +76,20 @@ impl Tmux {
     }
 
     fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?} to show"), |screen| screen.contains(text))
+    }
+
+    /// The screen once `done` holds for it; fails after 15 s, saying what it waited for.
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if done(&screen) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "{text:?} never showed:\n{screen}"
+                "waited in vain for {what}:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -150,13 +155,11 @@ fn the_live_view_follows_a_writer_survives_truncation_and_quits_on_q() {
 
     // A smaller window redraws to fit it.
     tmux.run(&["resize-window", "-t", "watch", "-x", "60", "-y", "12"]);
-    std::thread::sleep(Duration::from_millis(600));
-    let small = tmux.screen();
-    let widest = small.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    assert!(
-        widest <= 60 && small.contains("failures 2 (20.0%)"),
-        "{widest} columns:\n{small}"
-    );
+    // Waited for, not slept on: a loaded machine may take its time to redraw.
+    tmux.wait_until("a redraw within 60 columns", |screen| {
+        let widest = screen.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        widest <= 60 && screen.contains("failures 2 (20.0%)")
+    });
 
     tmux.run(&["send-keys", "-t", "watch", "q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
