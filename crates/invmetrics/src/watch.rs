@@ -277,23 +277,50 @@ impl Live {
     }
 
     /// Invocations running at once over the window before the latest end, in `columns`
-    /// steps: a sparkline and its peak.
+    /// steps: for each step the most that ran at the same moment within it (a sparkline),
+    /// and the peak. Counted as the aggregate counts its peak parallelism: an invocation
+    /// occupies `[start, end)`, so one that ends as another starts is not two at once —
+    /// counting every invocation that touches a step instead overstated the peak, more so
+    /// the wider the steps (a narrower terminal).
     fn parallelism(&self, columns: usize) -> (String, u64) {
+        let counts = self.running_at_once(columns);
+        let peak = counts.iter().copied().max().unwrap_or(0);
+        (crate::format::bars(&counts), peak)
+    }
+
+    /// [`parallelism`](Self::parallelism)'s count for each of `columns` steps.
+    fn running_at_once(&self, columns: usize) -> Vec<u64> {
         if self.intervals.is_empty() || columns == 0 {
-            return (String::new(), 0);
+            return Vec::new();
         }
         let from = self.latest_end - self.window_ms;
         let step = self.window_ms as f64 / columns as f64;
-        let column = |t: i64| (((t - from).max(0) as f64 / step) as usize).min(columns - 1);
+        let column = |t: i64| (((t - from) as f64 / step) as usize).min(columns - 1);
+        let mut changes: Vec<(i64, i64)> = self
+            .intervals
+            .iter()
+            .filter(|(start, end)| *end > from && end > start)
+            .flat_map(|&(start, end)| [(start, 1), (end, -1)])
+            .collect();
+        changes.sort_unstable();
         let mut counts = vec![0u64; columns];
-        for (start, end) in self.intervals.iter().filter(|(_, e)| *e > from) {
-            let (first, last) = (column(*start), column(*end));
-            for c in counts.iter_mut().take(last + 1).skip(first) {
-                *c += 1;
+        // Between two moments with changes the count is constant: each such stretch of
+        // milliseconds raises the columns it spans to its count.
+        let mut running = 0i64;
+        let mut since = from;
+        for moment in changes.chunk_by(|a, b| a.0 == b.0) {
+            let time = moment[0].0;
+            if time > since {
+                if running > 0 {
+                    for count in &mut counts[column(since)..=column(time - 1)] {
+                        *count = (*count).max(running as u64);
+                    }
+                }
+                since = time;
             }
+            running += moment.iter().map(|(_, change)| change).sum::<i64>();
         }
-        let peak = counts.iter().copied().max().unwrap_or(0);
-        (crate::format::bars(&counts), peak)
+        counts
     }
 
     /// The frame's lines, each at most `width` characters; `height` limits their number.
@@ -389,5 +416,62 @@ impl Live {
                 safe.chars().take(width.max(20)).collect()
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view of `intervals` (start, end) in a window of `window_ms` ending at the latest end.
+    fn live(window_ms: u64, intervals: &[(i64, i64)]) -> Live {
+        let mut live = Live::new(Duration::from_millis(window_ms));
+        live.intervals = intervals.iter().copied().collect();
+        live.latest_end = intervals.iter().map(|(_, end)| *end).max().unwrap_or(0);
+        live
+    }
+
+    #[test]
+    fn one_ending_as_another_starts_is_not_two_at_once() {
+        // Twelve workers, each running a hundred invocations back to back: never more than
+        // twelve at once, however wide a column is.
+        let intervals: Vec<(i64, i64)> = (0..12)
+            .flat_map(|worker| (0..100).map(move |i| (i * 1000 + worker, (i + 1) * 1000 + worker)))
+            .collect();
+        for columns in [1, 7, 60, 118] {
+            let (_, peak) = live(100_000, &intervals).parallelism(columns);
+            assert_eq!(peak, 12, "{columns} columns");
+        }
+    }
+
+    /// Each column's count against a count at every millisecond of the window.
+    #[test]
+    fn each_column_holds_the_most_running_at_one_moment_within_it() {
+        let mut seed = 7u64;
+        let mut next = |below: i64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % below as u64) as i64
+        };
+        for _ in 0..50 {
+            let intervals: Vec<(i64, i64)> = (0..next(40) + 1)
+                .map(|_| {
+                    let start = next(5_000) - 1_000;
+                    (start, start + next(800))
+                })
+                .collect();
+            let columns = next(30) as usize + 1;
+            let view = live(3_000, &intervals);
+            let from = view.latest_end - view.window_ms;
+            let step = view.window_ms as f64 / columns as f64;
+            let mut expected = vec![0u64; columns];
+            for t in from..=view.latest_end {
+                let column = (((t - from) as f64 / step) as usize).min(columns - 1);
+                let running = intervals.iter().filter(|(s, e)| *s <= t && t < *e).count();
+                expected[column] = expected[column].max(running as u64);
+            }
+            assert_eq!(view.running_at_once(columns), expected, "{intervals:?}");
+        }
     }
 }
