@@ -5,9 +5,10 @@
 //! - `{"ready": true}` once the directory's lock is held;
 //! - `{"rejected": {"line": N, "invocationId": "…" | null, "field": "…" | null, "reason": "…"}}`
 //!   for each refused line, as soon as it is read;
-//! - `{"acked": N, "lines": L}` at least every `--flush-every`: the first N accepted records
-//!   are durable (per `--durability`), and every input line up to L is answered — durable
-//!   or rejected.
+//! - `{"acked": N, "lines": L}` at least every `--flush-every` while they grow, and at the
+//!   end (`{"acked": 0, "lines": 0}` for an empty input): the first N accepted records are
+//!   durable (per `--durability`), and every input line up to L is answered — durable or
+//!   rejected.
 //!
 //! Exit status 0 when every line was accepted, 1 when any was rejected.
 
@@ -66,8 +67,8 @@ fn answer(value: &impl Serialize) -> Result<()> {
 struct Progress {
     recorded: AtomicU64,
     consumed: AtomicU64,
-    /// The last acknowledgement sent.
-    acked: Mutex<(u64, u64)>,
+    /// The last acknowledgement sent, if any was.
+    acked: Mutex<Option<(u64, u64)>>,
 }
 
 /// `invmetrics ingest`.
@@ -96,7 +97,7 @@ pub fn run(args: &IngestArgs) -> Result<ExitCode> {
         std::thread::spawn(move || -> Result<()> {
             // Wakes at once when the input ends (the sender is dropped), not a period later.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                acknowledge(&collector, &progress)?;
+                acknowledge(&collector, &progress, AckWhen::IfGrown)?;
             }
             Ok(())
         })
@@ -155,7 +156,7 @@ pub fn run(args: &IngestArgs) -> Result<ExitCode> {
         return Err(e);
     }
     flushed?;
-    acknowledge(&collector, &progress)?;
+    acknowledge(&collector, &progress, AckWhen::AtTheEnd)?;
     Arc::try_unwrap(collector)
         .map_err(|_| anyhow::anyhow!("collector still shared at exit"))?
         .close()?;
@@ -216,23 +217,38 @@ fn line_refusal(bytes: &[u8], e: &LineError) -> Refusal {
     Refusal::new(invocation_id, broken, e)
 }
 
-/// Flushes, then prints `{"acked": N, "lines": L}` if either grew: every record counted
-/// before the flush began is now durable, and every line up to L is answered.
-fn acknowledge(collector: &InvocationMetricsCollector, progress: &Progress) -> Result<()> {
+/// When [`acknowledge`] answers.
+#[derive(Clone, Copy, PartialEq)]
+enum AckWhen {
+    /// Only if the records or lines grew since the last answer.
+    IfGrown,
+    /// Also if no acknowledgement was sent yet: a writer that sent nothing (or only
+    /// rejected lines before the first tick) still hears how its input ended.
+    AtTheEnd,
+}
+
+/// Flushes, then prints `{"acked": N, "lines": L}` (see [`AckWhen`] for when): every record
+/// counted before the flush began is now durable, and every line up to L is answered.
+fn acknowledge(
+    collector: &InvocationMetricsCollector,
+    progress: &Progress,
+    when: AckWhen,
+) -> Result<()> {
     let mut acked = progress.acked.lock().unwrap_or_else(|e| e.into_inner());
     let lines = progress.consumed.load(Ordering::Acquire);
     let records = progress.recorded.load(Ordering::Acquire);
-    if (records, lines) == *acked {
+    let last = acked.unwrap_or((0, 0));
+    if (records, lines) == last && (acked.is_some() || when == AckWhen::IfGrown) {
         return Ok(());
     }
-    if records > acked.0
+    if records > last.0
         && let Err(e) = collector.flush()
     {
         // Not durable yet; the writer retries and a later flush acknowledges.
         eprintln!("{} {e}", crate::style::label("warning"));
         return Ok(());
     }
-    *acked = (records, lines);
+    *acked = Some((records, lines));
     answer(&Ack {
         acked: records,
         lines,

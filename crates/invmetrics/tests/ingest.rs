@@ -149,6 +149,23 @@ fn ingest_into_a_plain_file_says_it_needs_a_directory() {
     );
 }
 
+/// A writer that sends nothing still hears how its input ended: the documented final
+/// acknowledgement, not only `ready`.
+#[test]
+fn empty_input_is_acknowledged_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        common::run_with_stdin(&["ingest", dir.path().to_str().unwrap()], String::new());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        answers(&stdout),
+        [
+            serde_json::json!({"ready": true}),
+            serde_json::json!({"acked": 0, "lines": 0})
+        ]
+    );
+}
+
 /// A second run refuses the ids the first one recorded.
 #[test]
 fn ingest_refuses_an_id_already_in_the_file() {
