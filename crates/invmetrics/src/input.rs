@@ -372,7 +372,7 @@ pub fn require_records(report: &ScanReport) -> Result<()> {
             eprintln!(
                 "{} none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
                 crate::style::label("warning"),
-                report.valid_records()
+                crate::format::count(report.valid_records())
             );
         }
         return Ok(());
