@@ -360,11 +360,20 @@ fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
     }
 }
 
-/// serde_json calls an unpaired *trailing* surrogate escape (`\udc00`) a "lone leading
-/// surrogate"; say which it is.
-fn name_surrogates(line: &[u8], e: serde_json::Error) -> String {
-    let message = e.to_string();
+/// serde's syntax error for `line`, in the reader's words: the column without serde's
+/// "line 1", and an unpaired *trailing* surrogate escape (`\udc00`), which serde calls a
+/// "lone leading surrogate", named as what it is.
+fn syntax_error_message(line: &[u8], e: serde_json::Error) -> String {
     let column = e.column();
+    // serde reads one line at a time here, so its "line 1" would only be confused with the
+    // file's line number the message is shown with.
+    let message = match e.line() {
+        1 => e.to_string().replace(
+            &format!(" at line 1 column {column}"),
+            &format!(" at column {column}"),
+        ),
+        _ => e.to_string(),
+    };
     // The escape's hex digits end at the reported column.
     let escape = column
         .checked_sub(6)
@@ -406,7 +415,9 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
                     .into(),
             );
         }
-        Err(e) => return LineError::Json(format!("invalid JSON: {}", name_surrogates(line, e))),
+        Err(e) => {
+            return LineError::Json(format!("invalid JSON: {}", syntax_error_message(line, e)));
+        }
     };
     let Some(object) = value.as_object() else {
         return LineError::Json(format!(
@@ -688,6 +699,23 @@ mod tests {
                 Err(LineError::Field(e)) => assert_eq!(e.field, field, "{line}"),
                 other => panic!("{line}: expected an error naming {field}, got {other:?}"),
             }
+        }
+    }
+
+    /// A syntax error names the column alone: the line is the file's, which the reader
+    /// shows beside it, never serde's "line 1".
+    #[test]
+    fn a_syntax_error_names_its_column_not_serdes_line_1() {
+        for (line, expected) in [
+            (
+                &b"{\"agent\":"[..],
+                "invalid JSON: EOF while parsing a value at column 9",
+            ),
+            (b"{\"agent\" 1}", "invalid JSON: expected `:` at column 10"),
+        ] {
+            let error = parse_line(line).unwrap_err().to_string();
+            assert_eq!(error, expected);
+            assert_eq!(parse_line_general(line).unwrap_err().to_string(), expected);
         }
     }
 
