@@ -53,7 +53,8 @@ pub enum Command {
     /// The torn tail and malformed lines move to invocations.rejected.jsonl (NAME.rejected.jsonl
     /// for a file NAME.jsonl), the original is kept as invocations.jsonl.bak-MS (MS: Unix
     /// milliseconds), and the clean file replaces it atomically. Refuses while a collector
-    /// holds the directory.
+    /// holds the directory; holds it meanwhile (its lock file, invocations.lock, is made
+    /// if the directory had none).
     #[command(after_help = "Example:\n  invmetrics repair demo-run")]
     Repair(RepairArgs),
     /// Record JSON lines from stdin (any dialect) through the collector, acknowledging

@@ -62,8 +62,9 @@ impl RepairReport {
 /// `{"line": N, "reason": "...", "text": "<the line>"}`, with `"lossy": true` where the line
 /// was not valid UTF-8 (the backup holds its exact bytes). The original is kept as
 /// `invocations.jsonl.bak-<unix ms>`; the clean file replaces it atomically. Refuses with
-/// [`Error::Locked`] while a collector holds the directory, and with [`Error::NotAFile`]
-/// anything but a regular file. A clean file is left untouched.
+/// [`Error::Locked`] while a collector holds the directory, and holds it meanwhile (creating
+/// its lock file, `invocations.lock`, if the directory had none); refuses with
+/// [`Error::NotAFile`] anything but a regular file. A clean file is left untouched.
 pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     let given = if path.is_dir() {
         path.join(METRICS_FILE_NAME)
