@@ -158,7 +158,11 @@ export declare class InvocationMetricsCollector {
   getAll(): InvocationMetric[]
   /** How many records the collector holds: the checkpoint's `metricsCount`. */
   getCount(): number
-  /** Damaged lines are skipped, each reported through `logger.warn` with its line number. */
+  /**
+   * Damaged lines are skipped, each reported through `logger.warn` with its line number. The
+   * first `skipCount` valid records are left out, but their ids stay taken: `record` refuses
+   * a record repeating one.
+   */
   loadFromDisk(skipCount?: number): Promise<LoadReport>
   /** The seed's aggregate and this project's additions. */
   computeAggregate(): MetricsAggregate

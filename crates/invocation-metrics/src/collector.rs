@@ -478,7 +478,9 @@ impl InvocationMetricsCollector {
 
     /// Reads the metrics file and appends its records to memory, skipping the first `skip`
     /// valid ones (those a checkpoint says are already accounted for) and any whose
-    /// `invocationId` is already in memory (the first one wins).
+    /// `invocationId` is already in memory (the first one wins). The skipped records' ids
+    /// are taken all the same: [`record`](Self::record) refuses a record repeating one, as
+    /// every reader of the file would keep the skipped record and drop the new one.
     ///
     /// Invalid lines are skipped, logged with their line number and counted; a final
     /// unterminated line counts only if it is a valid record. A missing file loads nothing.
@@ -508,6 +510,8 @@ impl InvocationMetricsCollector {
         // compute_aggregate() need not fold them all again.
         let mut folded = MetricsAccumulator::new();
         let mut valid = 0usize;
+        // The skipped records' ids, which the collector takes too (see `IdIndex`).
+        let mut skipped_ids = Vec::new();
         let (mut lines_before, mut torn_tail) = (0u64, false);
         // Chunks are parsed on every core; their records arrive here in file order.
         parse_chunks(
@@ -545,6 +549,9 @@ impl InvocationMetricsCollector {
                 let count = loaded.records.len();
                 // The first `skip` valid records are left out; a chunk may straddle that count.
                 let first_kept = skip.saturating_sub(valid).min(count);
+                skipped_ids.extend(
+                    (0..first_kept).map(|at| hash64(loaded.records.id(at).unwrap_or_default())),
+                );
                 if first_kept == 0 {
                     folded.absorb(loaded.aggregate);
                 } else {
@@ -614,6 +621,11 @@ impl InvocationMetricsCollector {
             });
             duplicates
         };
+        // Taken after the load, which treats the file's records the same with kept records
+        // or without: only what is recorded from now on is held to them.
+        for hash in skipped_ids {
+            state.ids.note_skipped(hash);
+        }
         report.loaded = valid.saturating_sub(skip) as u64 - duplicates;
         report.duplicates = duplicates;
         Ok(report)

@@ -126,10 +126,16 @@ impl Texts {
 /// confirmed against the stored ids — a scan, but only for a real repeat (an error) or a
 /// true collision of two ids' hashes; without the records, the hash decides (two different
 /// ids collide with probability about 2^-64 per pair).
+///
+/// The ids of records a load skipped (those a checkpoint already counts) are taken too, by
+/// hash alone: they are in the file, so a record repeating one would be acknowledged and
+/// then dropped by every reader.
 #[derive(Debug, Default)]
 pub(crate) struct IdIndex {
     hashes: HashSet<u64, IdentityBuild>,
     exact: bool,
+    /// Hashes of the ids in the file that no kept record holds.
+    skipped: HashSet<u64, IdentityBuild>,
 }
 
 impl IdIndex {
@@ -138,13 +144,22 @@ impl IdIndex {
         Self {
             hashes: HashSet::default(),
             exact,
+            skipped: HashSet::default(),
         }
     }
 
     /// Takes the id whose [`hash64`](crate::hashing::hash64) is `hash`; `false` if it was
     /// taken before. `records` are the kept records, for the exact check.
     pub fn insert(&mut self, hash: u64, id: &str, records: &RecordStore) -> bool {
+        if !self.skipped.is_empty() && self.skipped.contains(&hash) {
+            return false;
+        }
         self.hashes.insert(hash) || (self.exact && !records.ids().any(|taken| taken == id))
+    }
+
+    /// Takes the id of a record a load skipped, known by its hash alone.
+    pub fn note_skipped(&mut self, hash: u64) {
+        self.skipped.insert(hash);
     }
 
     /// Takes an id known not to be taken (the loader has left repeats out already).

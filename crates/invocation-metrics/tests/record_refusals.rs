@@ -85,6 +85,38 @@ fn an_id_loaded_from_disk_is_refused() {
     }
 }
 
+/// Resuming from a checkpoint skips the records it counts, but they are still in the file:
+/// a record repeating one of their ids would be acknowledged and then dropped by every
+/// reader (the first wins), so it is refused too.
+#[test]
+fn an_id_a_resume_skipped_is_refused() {
+    for keep_records in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+        for i in 0..30 {
+            collector
+                .record(common::metric(format!("inv-{i}"), i))
+                .unwrap();
+        }
+        collector.close().unwrap();
+
+        let collector = InvocationMetricsCollector::builder(dir.path())
+            .keep_records(keep_records)
+            .open()
+            .unwrap();
+        let report = collector.load_from_disk(20).unwrap();
+        assert_eq!((report.skipped, report.loaded), (20, 10));
+        for repeated in ["inv-3", "inv-19", "inv-25"] {
+            let err = refused_field(collector.record(common::metric(repeated, 7)).unwrap_err());
+            assert_eq!(err.field, "invocationId", "{repeated}");
+        }
+        collector.record(common::metric("inv-30", 30)).unwrap();
+        assert_eq!(collector.get_count(), 11);
+        collector.close().unwrap();
+        assert_eq!(file_records(&dir.path().join("invocations.jsonl")), (31, 0));
+    }
+}
+
 #[test]
 fn a_record_whose_line_would_be_too_long_is_refused() {
     let dir = tempfile::tempdir().unwrap();

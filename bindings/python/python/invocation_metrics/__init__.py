@@ -164,7 +164,8 @@ class InvocationMetricsCollector:
     def load_from_disk(self, skip_count: int = 0) -> LoadReport:
         """Reads the metrics file into memory, skipping its first ``skip_count`` valid records.
 
-        Each damaged line is reported through ``logger.warning`` with its line number.
+        The skipped records' ids stay taken: ``record`` refuses a record repeating one. Each
+        damaged line is reported through ``logger.warning`` with its line number.
         """
         if isinstance(skip_count, bool) or not isinstance(skip_count, int) or skip_count < 0:
             raise ValueError(f"skip_count must be a whole number >= 0, got {skip_count!r}")
