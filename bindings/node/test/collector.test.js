@@ -105,6 +105,14 @@ test('invalid input of every field rejects with an Error naming the field, and r
       return true
     })
   }
+  // A snake_case key is not the seed's field, and the error says what to write instead.
+  const snake = metric(1)
+  snake.duration_ms = snake.durationMs
+  delete snake.durationMs
+  await assert.rejects(
+    collector.record(snake),
+    /`durationMs`: is missing \(`duration_ms` is given: field names are camelCase, `durationMs`\)/,
+  )
   await assert.rejects(collector.record(null), TypeError)
   await assert.rejects(collector.record('{"invocationId":"x"}'), TypeError)
   assert.equal(collector.getCount(), 0)

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use invocation_metrics::{
     CheckpointState, CheckpointStore, Durability, Error, FleetEvent, InvocationMetric,
-    InvocationMetricsCollector, RecvError, Subscription, Timestamp, parse_line,
+    InvocationMetricsCollector, RecvError, Subscription, Timestamp, missing_field, parse_line,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
@@ -249,10 +249,15 @@ fn fill_metric_from_dict(d: &Bound<'_, PyDict>, metric: &mut InvocationMetric) -
         timestamp,
         error_class,
     ] = given;
-    let required = |name: &'static str| move || invalid(name, "is missing");
+    // "is missing", with a hint when the dict names the field in snake_case.
+    let missing = |name: &'static str| {
+        let error = missing_field(name, |key| d.contains(key).unwrap_or(false));
+        invalid(name, error.reason)
+    };
+    let required = |name: &'static str| move || missing(name);
 
     metric.timestamp = match timestamp {
-        None => return Err(invalid("timestamp", "is missing")),
+        None => return Err(missing("timestamp")),
         // A string first: asking whether it is a datetime costs a walk of its type's bases.
         Some(v) => match v.downcast::<PyString>() {
             Ok(_) => text(&v, "timestamp")?.parse::<Timestamp>(),
@@ -278,7 +283,7 @@ fn fill_metric_from_dict(d: &Bound<'_, PyDict>, metric: &mut InvocationMetric) -
     metric.attempt =
         u32::try_from(attempt).map_err(|_| invalid("attempt", "must fit in 32 bits"))?;
     metric.cost = match cost {
-        None => return Err(invalid("cost", "is missing")),
+        None => return Err(missing("cost")),
         Some(v) if v.is_instance_of::<PyBool>() => {
             return Err(invalid("cost", "must be a number, not bool"));
         }
@@ -287,7 +292,7 @@ fn fill_metric_from_dict(d: &Bound<'_, PyDict>, metric: &mut InvocationMetric) -
             .map_err(|_| invalid("cost", format!("must be a number, not {}", type_name(&v))))?,
     };
     metric.exit_code = match exit_code {
-        None => return Err(invalid("exitCode", "is missing")),
+        None => return Err(missing("exitCode")),
         Some(v) if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() => {
             return Err(invalid(
                 "exitCode",

@@ -80,6 +80,14 @@ def test_a_missing_field_an_unwritable_value_and_a_non_mapping_are_refused(tmp_p
         del record["agent"]
         with pytest.raises(ValueError, match="`agent`: is missing"):
             collector.record(record)
+        # Python code often writes snake_case keys: the error says what to write instead.
+        snake = metric(1)
+        snake["duration_ms"] = snake.pop("durationMs")
+        with pytest.raises(
+            ValueError,
+            match=r"`durationMs`: is missing \(`duration_ms` is given: field names are camelCase, `durationMs`\)",
+        ):
+            collector.record(snake)
         with pytest.raises(ValueError, match="`model`"):
             collector.record(metric(1, model=object()))
         with pytest.raises(TypeError, match="mapping"):

@@ -120,7 +120,8 @@ pub use journal::{
     Durability, LineProblem, RawLine, ReadStats, TailRepair, for_each_line, is_blank, read_records,
 };
 pub use parse::{
-    Dialect, LineError, MAX_LINE_BYTES, parse_line, parse_line_general, parse_line_with_dialect,
+    Dialect, LineError, MAX_LINE_BYTES, missing_field, parse_line, parse_line_general,
+    parse_line_with_dialect,
 };
 pub use record::{InvocationMetric, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, Timestamp};
 pub use repair::{REJECTED_FILE_NAME, RepairReport, repair_metrics_file};

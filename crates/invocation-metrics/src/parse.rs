@@ -343,20 +343,43 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
     })
 }
 
-/// A required field that is `null` reads as absent; say it is null (JavaScript's
-/// `JSON.stringify` writes `NaN` and `Infinity` so), not that it is missing.
+/// A required field that reads as absent, said more exactly where the line shows why: it
+/// is `null` (JavaScript's `JSON.stringify` writes `NaN` and `Infinity` so), or the line
+/// names it in snake_case (`duration_ms`), as Python code often does.
 fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
     if e.reason != "is missing" {
         return e;
     }
-    let is_null = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line)
-        .is_ok_and(|object| object.get(e.field).is_some_and(serde_json::Value::is_null));
-    match is_null {
-        true => ValidationError::new(
+    let Ok(object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line)
+    else {
+        return e;
+    };
+    if object.get(e.field).is_some_and(serde_json::Value::is_null) {
+        return ValidationError::new(
             e.field,
             "is null (JSON.stringify writes NaN and Infinity as null)",
+        );
+    }
+    missing_field(e.field, |key| object.contains_key(key))
+}
+
+/// The error for a required `field` that is absent: "is missing", with a hint when the
+/// input (`has_key` says which keys it has) names the field in snake_case instead.
+#[doc(hidden)]
+pub fn missing_field(field: &'static str, has_key: impl Fn(&str) -> bool) -> ValidationError {
+    let snake: String = field
+        .chars()
+        .flat_map(|c| match c.is_ascii_uppercase() {
+            true => vec!['_', c.to_ascii_lowercase()],
+            false => vec![c],
+        })
+        .collect();
+    match snake != field && has_key(&snake) {
+        true => ValidationError::new(
+            field,
+            format!("is missing (`{snake}` is given: field names are camelCase, `{field}`)"),
         ),
-        false => e,
+        false => ValidationError::new(field, "is missing"),
     }
 }
 
@@ -700,6 +723,34 @@ mod tests {
                 other => panic!("{line}: expected an error naming {field}, got {other:?}"),
             }
         }
+    }
+
+    /// A required field named in snake_case is missing, and the error says what to write.
+    #[test]
+    fn a_snake_case_field_gets_a_hint() {
+        for (from, to, field) in [
+            ("durationMs", "duration_ms", "durationMs"),
+            ("invocationId", "invocation_id", "invocationId"),
+        ] {
+            let line = NATIVE.replace(from, to);
+            let expected = format!(
+                "invalid `{field}`: is missing (`{to}` is given: field names are camelCase, `{field}`)"
+            );
+            assert_eq!(
+                parse_line(line.as_bytes()).unwrap_err().to_string(),
+                expected
+            );
+            assert_eq!(
+                parse_line_general(line.as_bytes()).unwrap_err().to_string(),
+                expected
+            );
+        }
+        // A field missing without a snake_case twin is plainly missing.
+        let line = NATIVE.replace("\"durationMs\":5,", "");
+        assert_eq!(
+            parse_line(line.as_bytes()).unwrap_err().to_string(),
+            "invalid `durationMs`: is missing"
+        );
     }
 
     /// A syntax error names the column alone: the line is the file's, which the reader
