@@ -150,7 +150,10 @@ export interface CollectorOptions {
 }
 
 export declare class InvocationMetricsCollector {
-  /** Opens (and locks) `metricsDir`; throws if another writer holds the directory. */
+  /**
+   * Opens (and locks) `metricsDir`; throws if another writer holds the directory (an Error
+   * whose `code` is `'ELOCKED'`).
+   */
   constructor(metricsDir: string, logger?: LoggerLike, options?: CollectorOptions)
   /** Validated at once (rejects with an Error naming the field); never waits for the disk. */
   record(metric: InvocationMetricInput): Promise<void>

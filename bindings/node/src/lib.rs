@@ -26,6 +26,25 @@ fn error(e: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, e.to_string())
 }
 
+/// The `code` of an error the constructor throws: `ELOCKED` when another collector holds
+/// the directory (Python raises `LockedError` then), so that callers need not match on the
+/// message; napi's usual `GenericFailure` otherwise.
+pub enum OpenFailure {
+    /// Another collector holds the directory.
+    Locked,
+    /// Any other failure to open.
+    Other,
+}
+
+impl AsRef<str> for OpenFailure {
+    fn as_ref(&self) -> &str {
+        match self {
+            Self::Locked => "ELOCKED",
+            Self::Other => Status::GenericFailure.as_ref(),
+        }
+    }
+}
+
 /// The open collector, shared by [`NativeCollector`] and the handle [`record`] takes;
 /// `None` once closed.
 type Shared = Arc<RwLock<Option<Arc<InvocationMetricsCollector>>>>;
@@ -60,21 +79,22 @@ impl NativeCollector {
         durability: Option<String>,
         bucket_width_ms: Option<f64>,
         base_tier: Option<String>,
-    ) -> Result<Self> {
+    ) -> Result<Self, OpenFailure> {
+        let failure = |message: String| Error::new(OpenFailure::Other, message);
         let mut builder = InvocationMetricsCollector::builder(&metrics_dir);
         builder = builder.durability(match durability.as_deref() {
             None | Some("periodic") => Durability::default(),
             Some("always") => Durability::Always,
             Some("buffered") => Durability::Buffered,
             Some(other) => {
-                return Err(error(format!(
+                return Err(failure(format!(
                     "options.durability must be 'always', 'periodic' or 'buffered', got {other:?}"
                 )));
             }
         });
         if let Some(width) = bucket_width_ms {
             if !(width.is_finite() && width >= 1.0 && width.fract() == 0.0) {
-                return Err(error(format!(
+                return Err(failure(format!(
                     "options.bucketWidthMs must be a whole number of at least 1, got {width}"
                 )));
             }
@@ -83,7 +103,12 @@ impl NativeCollector {
         if let Some(tier) = base_tier {
             builder = builder.base_tier(tier);
         }
-        let collector = builder.open().map_err(error)?;
+        let collector = builder.open().map_err(|e| match e {
+            invocation_metrics::Error::Locked { .. } => {
+                Error::new(OpenFailure::Locked, e.to_string())
+            }
+            other => failure(other.to_string()),
+        })?;
         Ok(Self {
             inner: Arc::new(RwLock::new(Some(Arc::new(collector)))),
         })

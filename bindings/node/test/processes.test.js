@@ -26,9 +26,9 @@ test('a second process cannot open a directory another holds', async () => {
   const other = runNode(`
     const { InvocationMetricsCollector } = require('.')
     try { new InvocationMetricsCollector(process.argv[1]); console.log('opened') }
-    catch (e) { console.log('refused: ' + e.message) }
+    catch (e) { console.log('refused: ' + e.code + ' ' + e.message) }
   `, [dir])
-  assert.match(other.stdout, /refused: .*locked by another collector/, other.stderr)
+  assert.match(other.stdout, /refused: ELOCKED .*locked by another collector/, other.stderr)
   await holder.close()
   const after = runNode(`
     const { InvocationMetricsCollector } = require('.')
