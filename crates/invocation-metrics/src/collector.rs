@@ -612,7 +612,7 @@ impl InvocationMetricsCollector {
                 ..
             } = &mut *state;
             found.visit_from(0, |m| {
-                if ids.insert(hash64(&m.invocation_id), &m.invocation_id, records) {
+                if ids.insert_loaded(hash64(&m.invocation_id), &m.invocation_id, records) {
                     *count += 1;
                     cached.1.add(m);
                 } else {

@@ -162,8 +162,16 @@ impl IdIndex {
         self.skipped.insert(hash);
     }
 
+    /// [`insert`](Self::insert) for a record a load takes into memory: an id held only as
+    /// skipped (an earlier load's) is its own, not a repeat.
+    pub fn insert_loaded(&mut self, hash: u64, id: &str, records: &RecordStore) -> bool {
+        self.skipped.remove(&hash);
+        self.insert(hash, id, records)
+    }
+
     /// Takes an id known not to be taken (the loader has left repeats out already).
     pub fn note(&mut self, hash: u64) {
+        self.skipped.remove(&hash);
         self.hashes.insert(hash);
     }
 }

@@ -112,6 +112,15 @@ fn an_id_a_resume_skipped_is_refused() {
         }
         collector.record(common::metric("inv-30", 30)).unwrap();
         assert_eq!(collector.get_count(), 11);
+        // Loading everything afterwards takes the skipped records as they are: theirs.
+        collector.flush().unwrap();
+        let all = collector.load_from_disk(0).unwrap();
+        assert_eq!(
+            (all.loaded, all.duplicates),
+            (20, 11),
+            "keep_records {keep_records}"
+        );
+        assert_eq!(collector.get_count(), 31);
         collector.close().unwrap();
         assert_eq!(file_records(&dir.path().join("invocations.jsonl")), (31, 0));
     }
