@@ -7,6 +7,7 @@ mod common;
 use invocation_metrics::{
     Error, InvocationMetricsCollector, MAX_LINE_BYTES, ValidationError, read_records,
 };
+use tempfile::TempDir;
 
 /// Every record of the file at `path`, and how many lines were damaged.
 fn file_records(path: &std::path::Path) -> (usize, u64) {
@@ -54,23 +55,29 @@ fn a_duplicate_id_is_refused_and_nothing_is_recorded() {
     }
 }
 
+/// A directory whose file holds `inv-0` to `inv-{count - 1}`, written by one collector and
+/// reopened by another (`keep_records` as given), before any load.
+fn reopened_after(count: u64, keep_records: bool) -> (TempDir, InvocationMetricsCollector) {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
+    for i in 0..count {
+        collector
+            .record(common::metric(format!("inv-{i}"), i))
+            .unwrap();
+    }
+    collector.close().unwrap();
+    let collector = InvocationMetricsCollector::builder(dir.path())
+        .keep_records(keep_records)
+        .open()
+        .unwrap();
+    (dir, collector)
+}
+
 /// Ids loaded from the file are taken too: a resumed run cannot record one again.
 #[test]
 fn an_id_loaded_from_disk_is_refused() {
     for keep_records in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
-        for i in 0..50 {
-            collector
-                .record(common::metric(format!("inv-{i}"), i))
-                .unwrap();
-        }
-        collector.close().unwrap();
-
-        let collector = InvocationMetricsCollector::builder(dir.path())
-            .keep_records(keep_records)
-            .open()
-            .unwrap();
+        let (_dir, collector) = reopened_after(50, keep_records);
         let report = collector.load_from_disk(0).unwrap();
         assert_eq!((report.loaded, collector.get_count()), (50, 50));
         let err = refused_field(collector.record(common::metric("inv-7", 7)).unwrap_err());
@@ -91,19 +98,7 @@ fn an_id_loaded_from_disk_is_refused() {
 #[test]
 fn an_id_a_resume_skipped_is_refused() {
     for keep_records in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let collector = InvocationMetricsCollector::open(dir.path()).unwrap();
-        for i in 0..30 {
-            collector
-                .record(common::metric(format!("inv-{i}"), i))
-                .unwrap();
-        }
-        collector.close().unwrap();
-
-        let collector = InvocationMetricsCollector::builder(dir.path())
-            .keep_records(keep_records)
-            .open()
-            .unwrap();
+        let (dir, collector) = reopened_after(30, keep_records);
         let report = collector.load_from_disk(20).unwrap();
         assert_eq!((report.skipped, report.loaded), (20, 10));
         for repeated in ["inv-3", "inv-19", "inv-25"] {
