@@ -114,11 +114,16 @@ fn last_newline(file: &mut File, len: u64) -> io::Result<Option<u64>> {
 
 /// A fresh name beside `path` for saving a torn tail: `<name>.torn-<unix ms>[-n]`.
 fn torn_tail_path(path: &Path) -> PathBuf {
+    torn_tail_path_at(path, crate::record::Timestamp::now().unix_ms())
+}
+
+/// [`torn_tail_path`] for a save at `stamp` (unix ms): the first of `.torn-<stamp>`,
+/// `.torn-<stamp>-1`, `-2`, … that does not exist yet.
+fn torn_tail_path_at(path: &Path, stamp: i64) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stamp = crate::record::Timestamp::now().unix_ms();
     let mut candidate = path.with_file_name(format!("{name}.torn-{stamp}"));
     let mut n = 1;
     while candidate.exists() {
@@ -136,4 +141,23 @@ pub(crate) fn open_for_append(path: &Path) -> Result<File> {
         .create(true)
         .open(path)
         .map_err(|e| Error::io("open", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saves in the same millisecond take the next free number; none takes an existing name.
+    #[test]
+    fn a_torn_tail_saved_in_a_taken_millisecond_takes_the_next_free_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("invocations.jsonl");
+        let at = |stamp| torn_tail_path_at(&path, stamp);
+        assert_eq!(at(7), dir.path().join("invocations.jsonl.torn-7"));
+        for taken in ["invocations.jsonl.torn-7", "invocations.jsonl.torn-7-1"] {
+            std::fs::write(dir.path().join(taken), "earlier").unwrap();
+        }
+        assert_eq!(at(7), dir.path().join("invocations.jsonl.torn-7-2"));
+        assert_eq!(at(8), dir.path().join("invocations.jsonl.torn-8"));
+    }
 }
