@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::error::ValidationError;
-use crate::record::{InvocationMetric, Timestamp, refill, refill_optional};
+use crate::record::{
+    InvocationMetric, MAX_DURATION_MS, MAX_TOKENS, Timestamp, refill, refill_optional,
+};
 
 /// Longest line a reader accepts, in bytes. Longer lines are skipped as malformed without
 /// being held in memory.
@@ -482,26 +484,31 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
         let expected = if v.is_null() {
             None
         } else if let Some(field) = STRINGS.iter().find(|f| *f == name) {
-            (!v.is_string()).then_some((*field, "a string"))
+            (!v.is_string()).then(|| (*field, "a string".into()))
         } else if let Some(field) = UNSIGNED.iter().find(|f| *f == name) {
-            let limit = if matches!(*field, "phase" | "attempt" | "attemptNumber") {
-                u64::from(u32::MAX)
-            } else {
-                u64::MAX
+            // The kind is checked against the type's range (a value past the domain's limit
+            // but inside the type is refused later, by validation, with its own message);
+            // the message names the limit a value must keep to, which is the domain's.
+            let (type_limit, limit) = match *field {
+                "phase" | "attempt" | "attemptNumber" => (u64::from(u32::MAX), u64::from(u32::MAX)),
+                "durationMs" | "duration" => (u64::MAX, MAX_DURATION_MS),
+                _ => (u64::MAX, MAX_TOKENS),
             };
             v.as_u64()
-                .is_none_or(|n| n > limit)
-                .then_some((*field, "a non-negative integer in range"))
+                .is_none_or(|n| n > type_limit)
+                .then(|| (*field, format!("a whole number from 0 to {limit}")))
         } else {
             match name.as_str() {
-                "cost" => (!v.is_number()).then_some(("cost", "a number")),
-                "costUsd" => (!v.is_number()).then_some(("costUsd", "a number")),
+                "cost" => (!v.is_number()).then(|| ("cost", "a number".into())),
+                "costUsd" => (!v.is_number()).then(|| ("costUsd", "a number".into())),
                 "exitCode" => v
                     .as_i64()
                     .is_none_or(|n| i32::try_from(n).is_err())
-                    .then_some(("exitCode", "a 32-bit integer")),
-                "success" => (!v.is_boolean()).then_some(("success", "true or false")),
-                "outputParsed" => (!v.is_boolean()).then_some(("outputParsed", "true or false")),
+                    .then(|| ("exitCode", "a 32-bit integer".into())),
+                "success" => (!v.is_boolean()).then(|| ("success", "true or false".into())),
+                "outputParsed" => {
+                    (!v.is_boolean()).then(|| ("outputParsed", "true or false".into()))
+                }
                 _ => None,
             }
         };
@@ -781,32 +788,32 @@ mod tests {
             (
                 NATIVE.replace("\"phase\":1", "\"phase\":-1"),
                 "phase",
-                "a non-negative integer in range, found -1",
+                "a whole number from 0 to 4294967295, found -1",
             ),
             (
                 NATIVE.replace("\"phase\":1", "\"phase\":4294967296"),
                 "phase",
-                "a non-negative integer in range, found 4294967296",
+                "a whole number from 0 to 4294967295, found 4294967296",
             ),
             (
                 NATIVE.replace("\"tokens\":3", "\"tokens\":true"),
                 "tokens",
-                "a non-negative integer in range, found true",
+                "a whole number from 0 to 10000000000, found true",
             ),
             (
                 NATIVE.replace("\"tokens\":3", "\"tokens\":[3]"),
                 "tokens",
-                "a non-negative integer in range, found an array",
+                "a whole number from 0 to 10000000000, found an array",
             ),
             (
                 NATIVE.replace("\"tokens\":3", &format!("\"tokens\":\"{long}\"")),
                 "tokens",
-                "a non-negative integer in range, found a long string",
+                "a whole number from 0 to 10000000000, found a long string",
             ),
             (
                 NATIVE.replace("\"tokens\":3", &format!("\"tokens\":\"{just_short}\"")),
                 "tokens",
-                &format!("a non-negative integer in range, found \"{just_short}\""),
+                &format!("a whole number from 0 to 10000000000, found \"{just_short}\""),
             ),
             (
                 NATIVE.replace("\"agent\":\"a\"", "\"agent\":{\"x\":1}"),
