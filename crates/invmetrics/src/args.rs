@@ -212,7 +212,7 @@ pub struct SummaryArgs {
     /// The same as --format json.
     #[arg(long)]
     pub json: bool,
-    /// Write to FILE (atomically) instead of stdout; `-` is stdout.
+    /// Write to FILE (atomically) instead of stdout; `-` is stdout. Never one of the inputs.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// In each table, only the N groups with the most invocations (all by default).
@@ -275,7 +275,7 @@ pub struct ReportArgs {
     /// Aggregation and filters.
     #[command(flatten)]
     pub aggregate: AggregateArgs,
-    /// Output file; `-` writes to stdout.
+    /// Output file; `-` writes to stdout. Never one of the inputs.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// Output format [default: from FILE's extension: .html/.htm, .md/.markdown, .json; html

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
@@ -385,4 +385,27 @@ pub fn require_records(report: &ScanReport) -> Result<()> {
             "no valid records in {names}: all {n} non-blank line(s) are damaged (is this a metrics file?)"
         ),
     }
+}
+
+/// Refuses an output file that is one of the inputs (the same file, also through a link or
+/// another path): writing a report or summary there would replace the metrics it reads.
+pub fn refuse_overwriting_an_input(inputs: &InputArgs, output: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(output) else {
+        return Ok(()); // A file that does not exist yet is no input.
+    };
+    for input in resolve_inputs(&inputs.paths, inputs.recursive)? {
+        if let Input::File(path) = &input
+            && let Ok(meta) = std::fs::metadata(path)
+            && (meta.dev(), meta.ino()) == (target.dev(), target.ino())
+        {
+            return Err(crate::UsageError(format!(
+                "the output {} is the input {}: writing there would destroy the metrics; choose another -o",
+                output.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }

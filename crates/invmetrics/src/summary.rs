@@ -17,6 +17,9 @@ use crate::tables::{GROUP_COLUMNS, group_cells, largest_groups, totals_rows};
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     let format = args.format();
+    if let Some(path) = args.output.as_ref().filter(|p| p.as_os_str() != "-") {
+        input::refuse_overwriting_an_input(&args.input, path)?;
+    }
     let (accumulator, report) = input::aggregate(
         &args.input,
         args.aggregate.filter(),

@@ -271,30 +271,34 @@ fn an_unknown_output_extension_is_refused() {
     }
 }
 
-/// The report never replaces one of its inputs: not by its own path, not through a
-/// symlink, not through a directory given as input.
+/// Neither a report nor a summary written with `-o` replaces one of its inputs: not by its
+/// own path, not through a symlink, not through a directory given as input.
 #[test]
-fn a_report_never_overwrites_its_input() {
+fn an_output_never_overwrites_its_input() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = dir.path().join("invocations.jsonl");
     let original = common::fixture("small.jsonl");
     std::fs::write(&metrics, &original).unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&metrics, &link).unwrap();
-    let dir_arg = dir.path().to_str().unwrap();
-    for (input, output, format) in [
-        (dir_arg, metrics.to_str().unwrap(), Some("html")),
-        (metrics.to_str().unwrap(), link.to_str().unwrap(), None),
-        (dir_arg, link.to_str().unwrap(), Some("md")),
+    let (dir_arg, metrics_arg, link_arg) = (
+        dir.path().to_str().unwrap(),
+        metrics.to_str().unwrap(),
+        link.to_str().unwrap(),
+    );
+    for (command, input, output, extra) in [
+        ("report", dir_arg, metrics_arg, &["--format", "html"][..]),
+        ("report", metrics_arg, link_arg, &[]),
+        ("report", dir_arg, link_arg, &["--format", "md"]),
+        ("summary", metrics_arg, metrics_arg, &["--json"]),
+        ("summary", dir_arg, link_arg, &["--format", "csv"]),
     ] {
-        let mut args = vec!["report", input, "-o", output];
-        if let Some(format) = format {
-            args.extend(["--format", format]);
-        }
+        let mut args = vec![command, input, "-o", output];
+        args.extend(extra);
         let (code, _, stderr) = run(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
-            stderr.contains("writing the report would destroy the metrics"),
+            stderr.contains("writing there would destroy the metrics"),
             "{stderr}"
         );
         assert_eq!(std::fs::read(&metrics).unwrap(), original, "{args:?}");

@@ -14,11 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use invocation_metrics::{
-    AggregateOptions, Input, RecordFilter, resolve_inputs, write_file_atomically,
-    write_file_atomically_with,
+    AggregateOptions, RecordFilter, write_file_atomically, write_file_atomically_with,
 };
 
-use crate::UsageError;
 use crate::args::{InputArgs, ReportArgs, ReportFormat};
 use crate::input;
 use data::{Coverage, FirstPass, ReportData};
@@ -29,7 +27,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     let to_stdout = args.output.as_os_str() == "-";
     let format = args.format()?;
     if !to_stdout {
-        refuse_overwriting_an_input(&args.input, &args.output)?;
+        input::refuse_overwriting_an_input(&args.input, &args.output)?;
     }
     match format {
         ReportFormat::Json => {
@@ -61,29 +59,6 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
         eprintln!("wrote {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Refuses an output file that is one of the inputs (the same file, also through a link or
-/// another path): writing the report would replace the metrics it reads.
-fn refuse_overwriting_an_input(inputs: &InputArgs, output: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(target) = std::fs::metadata(output) else {
-        return Ok(()); // A file that does not exist yet is no input.
-    };
-    for input in resolve_inputs(&inputs.paths, inputs.recursive)? {
-        if let Input::File(path) = &input
-            && let Ok(meta) = std::fs::metadata(path)
-            && (meta.dev(), meta.ino()) == (target.dev(), target.ino())
-        {
-            return Err(UsageError(format!(
-                "the output {} is the input {}: writing the report would destroy the metrics; choose another -o",
-                output.display(),
-                path.display()
-            ))
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// What the HTML and Markdown reports show, in bounded memory: one pass over the inputs,
