@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use invocation_metrics::repair_metrics_file;
+use invocation_metrics::{Input, MetricsScan, RecordFilter, repair_metrics_file};
 
 use crate::args::RepairArgs;
 use crate::format::count;
@@ -18,12 +18,36 @@ pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
         other => other.into(),
     })?;
     let path = report.path.display();
+    // Repeated ids are not damage a rewrite could mend (which record is right?): counted by
+    // a second read, so that a file with some is not called clean.
+    let repeated = {
+        let mut scan = MetricsScan::new(RecordFilter::default());
+        let input = Input::File(report.path.clone());
+        scan.fold_inputs(&[input], |input| Ok(input.open()?.0), || (), || ())?;
+        scan.finish().duplicates
+    };
+    let repeated_note = |out: &mut dyn Write| -> std::io::Result<()> {
+        if repeated > 0 {
+            writeln!(
+                out,
+                "{} repeated id(s) left as they are: readers keep each id's first record; `invmetrics check {path}` lists them",
+                count(repeated)
+            )?;
+        }
+        Ok(())
+    };
     if report.was_clean() {
+        let verdict = if repeated == 0 {
+            "clean"
+        } else {
+            "no damaged lines"
+        };
         writeln!(
             out,
-            "{path}: clean, {} record(s); nothing to do",
+            "{path}: {verdict}, {} record(s); nothing to do",
             count(report.kept)
         )?;
+        repeated_note(out)?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "{path}: kept {} record(s)", count(report.kept))?;
@@ -47,5 +71,6 @@ pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
     if let Some(backup) = &report.backup {
         writeln!(out, "original kept as {}", backup.display())?;
     }
+    repeated_note(out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -113,6 +113,29 @@ fn repair_keeps_valid_records_moves_the_rest_and_backs_up() {
     );
 }
 
+/// Repeated ids are no damage a rewrite could mend: `repair` leaves them and says so, rather
+/// than calling a file that `check` fails clean.
+#[test]
+fn repair_leaves_repeated_ids_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invocations.jsonl");
+    let small = fs::read_to_string(common::fixtures().join("small.jsonl")).unwrap();
+    let first = small.lines().next().unwrap();
+    fs::write(&path, format!("{small}{first}\n")).unwrap();
+    let (code, stdout, stderr) = run(&["repair", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("no damaged lines, 11 record(s); nothing to do"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 repeated id(s) left as they are"),
+        "{stdout}"
+    );
+    let (code, _, _) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "the repeat is still there for check to list");
+}
+
 /// Two damaged files of other names in one directory: each keeps its own rejected lines.
 #[test]
 fn a_file_named_otherwise_gets_its_own_rejected_file() {
@@ -146,6 +169,31 @@ fn repair_refuses_while_a_collector_holds_the_directory() {
     assert!(stderr.contains("locked by another collector"), "{stderr}");
     assert!(stderr.contains("stop the writer first"), "{stderr}");
     collector.close().unwrap();
+}
+
+/// A collector writing through a link holds the link's directory, not the file's: `repair`
+/// of the link refuses too (it took only the file's directory's lock, and cut records the
+/// collector acknowledged meanwhile out of the file).
+#[test]
+fn repair_refuses_while_a_collector_writes_through_a_link() {
+    let (real, links) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let target = real.path().join("data.jsonl");
+    fs::write(
+        &target,
+        fs::read(common::fixtures().join("small.jsonl")).unwrap(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&target, links.path().join("invocations.jsonl")).unwrap();
+    let collector = InvocationMetricsCollector::open(links.path()).unwrap();
+    for path in [links.path(), &links.path().join("invocations.jsonl")] {
+        let (code, _, stderr) = run(&["repair", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("locked by another collector"), "{stderr}");
+    }
+    collector.close().unwrap();
+    let (code, stdout, stderr) = run(&["repair", links.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("clean"), "{stdout}");
 }
 
 /// Each rejected line is kept with its line number and reason, over-long lines included,

@@ -56,7 +56,7 @@ impl RepairReport {
 /// Rewrites a damaged metrics file so that it holds exactly its valid records, in order.
 ///
 /// `path` is the file or its metrics directory; a symlink is resolved first (the file it
-/// points to is repaired, under the lock of that file's directory). Invalid lines (the torn
+/// points to is repaired, under the locks of that file's directory and of the link's). Invalid lines (the torn
 /// tail and over-long lines included) are appended to `invocations.rejected.jsonl` beside
 /// it (`NAME.rejected.jsonl` for a file named otherwise), one JSON object per line:
 /// `{"line": N, "reason": "...", "text": "<the line>"}`, with `"lossy": true` where the line
@@ -72,12 +72,14 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
         path.to_path_buf()
     };
     // The file a link points to is the one to repair: replacing the link would leave the
-    // damaged file as it was, and lock the wrong directory.
-    let path = match fs::symlink_metadata(&given) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            fs::canonicalize(&given).map_err(|e| Error::io("resolve", &given, e))?
-        }
-        _ => given,
+    // damaged file as it was. Both directories are locked: a collector writing through the
+    // link holds the link's, one writing to the file itself the file's.
+    let (path, link_dir) = match fs::symlink_metadata(&given) {
+        Ok(meta) if meta.file_type().is_symlink() => (
+            fs::canonicalize(&given).map_err(|e| Error::io("resolve", &given, e))?,
+            Some(parent_dir(&given)),
+        ),
+        _ => (given, None),
     };
     let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
     if !meta.is_file() {
@@ -87,12 +89,17 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
             hint: "not a metrics file; repair rewrites a regular file (a pipe or device has no lines to keep)",
         });
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(&path);
 
-    // Hold the directory lock while rewriting, so no collector appends meanwhile.
+    // Hold the directory locks while rewriting, so no collector appends meanwhile.
+    let same_dir = |a: &Path, b: &Path| match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let link_lock = match &link_dir {
+        Some(link_dir) if !same_dir(link_dir, &dir) => Some(lock_directory(link_dir)?),
+        _ => None,
+    };
     let lock = lock_directory(&dir)?;
 
     let source = File::open(&path).map_err(|e| Error::io("read", &path, e))?;
@@ -196,7 +203,16 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     sync_parent_dir(&path)?;
     report.backup = Some(backup);
     drop(lock);
+    drop(link_lock);
     Ok(report)
+}
+
+/// The directory that holds `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// What a file that is not a regular file is, for messages.
