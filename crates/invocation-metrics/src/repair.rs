@@ -56,9 +56,10 @@ impl RepairReport {
 /// Rewrites a damaged metrics file so that it holds exactly its valid records, in order.
 ///
 /// `path` is the file or its metrics directory; a symlink is resolved first (the file it
-/// points to is repaired, under the locks of that file's directory and of the link's). Invalid lines (the torn
-/// tail and over-long lines included) are appended to `invocations.rejected.jsonl` beside
-/// it (`NAME.rejected.jsonl` for a file named otherwise), one JSON object per line:
+/// points to is repaired, under the locks of that file's directory and of the link's).
+/// Invalid lines (the torn tail and over-long lines included) are appended to
+/// `invocations.rejected.jsonl` beside it (`NAME.rejected.jsonl` for a file named
+/// otherwise), one JSON object per line:
 /// `{"line": N, "reason": "...", "text": "<the line>"}`, with `"lossy": true` where the line
 /// was not valid UTF-8 (the backup holds its exact bytes). The original is kept as
 /// `invocations.jsonl.bak-<unix ms>`; the clean file replaces it atomically. Refuses with
