@@ -88,6 +88,32 @@ impl Rotel {
     }
 }
 
+impl Rotel {
+    /// Rotel's output once `done` holds for it, or after 30 s as it is then. Rotel answers
+    /// a request before its pipeline prints it, and prints traces and metrics from separate
+    /// tasks: the spans being there does not mean the metrics are.
+    fn log_once(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if done(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The sum of the `invocation_metrics.invocations` points in rotel's output (a line being
+/// written counts nothing yet).
+fn invocations_counted(log: &str) -> u64 {
+    log.split("Metric #")
+        .filter(|m| m.contains("Name: invocation_metrics.invocations"))
+        .flat_map(|m| m.lines().filter_map(|l| l.strip_prefix("Value: ")))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 impl Drop for Rotel {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -116,8 +142,7 @@ fn every_record_arrives_once_with_its_attributes() {
     let ids = rotel.span_ids();
     assert_eq!(ids.len(), 12);
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 12);
-    let log = rotel.log();
-    for expected in [
+    let expected = [
         "Name           : invoke_agent planner",
         "Kind           : SPAN_KIND_CLIENT",
         "gen_ai.operation.name: Str(invoke_agent)",
@@ -138,17 +163,14 @@ fn every_record_arrives_once_with_its_attributes() {
         "gen_ai.token.type: Str(input)",
         "ExplicitBounds #13: 67108864",
         "invocation_metrics.outcome: Str(failure)",
-    ] {
+    ];
+    let log = rotel
+        .log_once(|log| expected.iter().all(|e| log.contains(e)) && invocations_counted(log) >= 12);
+    for expected in expected {
         assert!(log.contains(expected), "{expected:?} not in rotel's output");
     }
     // Twelve invocations in all, counted once each across the series.
-    let invocations: u64 = log
-        .split("Metric #")
-        .filter(|m| m.contains("Name: invocation_metrics.invocations"))
-        .flat_map(|m| m.lines().filter_map(|l| l.strip_prefix("Value: ")))
-        .map(|v| v.trim().parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(invocations, 12);
+    assert_eq!(invocations_counted(&log), 12);
 }
 
 /// OTLP/JSON reaches the same receiver with the same spans.
@@ -171,7 +193,7 @@ fn json_spans_arrive_too() {
         .unwrap();
     assert!(status.success());
     rotel.wait_for(10);
-    let log = rotel.log();
+    let log = rotel.log_once(|log| log.contains("gen_ai.agent.name: Str(coder)"));
     assert!(log.contains("gen_ai.agent.name: Str(coder)"), "{log}");
     assert!(!log.contains("Metric #"), "metrics were not asked for");
 }
