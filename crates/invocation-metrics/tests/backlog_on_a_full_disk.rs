@@ -45,7 +45,7 @@ fn a_backlog_drains_as_far_as_the_freed_space_allows() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(collector.flush().is_err(), "the rest still does not fit");
-    let partial = std::fs::read(collector.path()).unwrap();
+    let partial = common::read_between_retries(collector.path());
     assert!(partial.ends_with(b"\n"), "the file ends on a line boundary");
     let ids: Vec<String> = partial
         .split(|b| *b == b'\n')

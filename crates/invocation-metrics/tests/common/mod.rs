@@ -60,6 +60,22 @@ pub fn lines(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// A metrics file as it is between the writer's retries on a full disk: each retry writes
+/// what fits and cuts the partial line back a moment later, so a read can land between the
+/// two. Read again, at most five times 50 ms apart, until the file ends on a line boundary
+/// (a writer that never cuts back still leaves a file that does not).
+pub fn read_between_retries(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    for _ in 0..5 {
+        if bytes.is_empty() || bytes.ends_with(b"\n") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        bytes = std::fs::read(path).unwrap();
+    }
+    bytes
+}
+
 /// The `LD_PRELOAD` shim of `tests/power_cut/sync_log.c` (it logs what each sync covered, and
 /// fails syncs on demand), compiled once per test process with the system C compiler.
 pub fn sync_shim() -> &'static std::path::Path {
