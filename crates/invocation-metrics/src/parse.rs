@@ -345,6 +345,22 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
     })
 }
 
+/// The fields of every dialect whose values are whole numbers.
+const WHOLE_NUMBER_FIELDS: [&str; 12] = [
+    "phase",
+    "durationMs",
+    "duration",
+    "tokens",
+    "tokensTotal",
+    "inputTokens",
+    "tokensPrompt",
+    "outputTokens",
+    "tokensCompletion",
+    "cachedTokens",
+    "attempt",
+    "attemptNumber",
+];
+
 /// A required field that reads as absent, said more exactly where the line shows why: it
 /// is `null` (JavaScript's `JSON.stringify` writes `NaN` and `Infinity` so), or the line
 /// names it in snake_case (`duration_ms`), as Python code often does.
@@ -357,9 +373,13 @@ fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
         return e;
     };
     if object.get(e.field).is_some_and(serde_json::Value::is_null) {
+        let is_number = WHOLE_NUMBER_FIELDS.contains(&e.field) || e.field.starts_with("cost");
         return ValidationError::new(
             e.field,
-            "is null (JSON.stringify writes NaN and Infinity as null)",
+            match is_number {
+                true => "is null (JSON.stringify writes NaN and Infinity as null)",
+                false => "is null: it needs a value",
+            },
         );
     }
     missing_field(e.field, |key| object.contains_key(key))
@@ -390,15 +410,7 @@ pub fn missing_field(field: &'static str, has_key: impl Fn(&str) -> bool) -> Val
 /// "lone leading surrogate", named as what it is.
 fn syntax_error_message(line: &[u8], e: serde_json::Error) -> String {
     let column = e.column();
-    // serde reads one line at a time here, so its "line 1" would only be confused with the
-    // file's line number the message is shown with.
-    let message = match e.line() {
-        1 => e.to_string().replace(
-            &format!(" at line 1 column {column}"),
-            &format!(" at column {column}"),
-        ),
-        _ => e.to_string(),
-    };
+    let message = without_serde_line(&e);
     // The escape's hex digits end at the reported column.
     let escape = column
         .checked_sub(6)
@@ -413,6 +425,52 @@ fn syntax_error_message(line: &[u8], e: serde_json::Error) -> String {
             &format!("lone trailing surrogate \\u{unit:04x} (without a leading one before it)"),
         ),
         _ => message,
+    }
+}
+
+/// The error for `NaN`, `Infinity` or `-Infinity` where serde stopped (at 1-based `column`):
+/// Python's `json.dumps` writes them for non-finite floats, and JSON has no spelling for
+/// them. Names the field when the value follows a plain `"key":`.
+fn non_finite_number(line: &[u8], column: usize) -> Option<String> {
+    // serde stops at the word, or just after the minus sign that starts `-Infinity`.
+    let (at, word) = [
+        (1, "-Infinity"),
+        (2, "-Infinity"),
+        (1, "NaN"),
+        (1, "Infinity"),
+    ]
+    .into_iter()
+    .filter_map(|(back, word)| Some((column.checked_sub(back)?, word)))
+    .find(|(at, word)| {
+        line.get(*at..)
+            .is_some_and(|rest| rest.starts_with(word.as_bytes()))
+    })?;
+    let column = at + 1;
+    let before = line[..at]
+        .trim_ascii_end()
+        .strip_suffix(b":")?
+        .trim_ascii_end();
+    let field = before
+        .strip_suffix(b"\"")
+        .and_then(|key| key.rsplit(|b| *b == b'"').next())
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .map_or(String::new(), |key| format!("`{key}` is "));
+    Some(format!(
+        "invalid JSON: {field}{word} at column {column}, which JSON cannot spell (Python's \
+         json.dumps writes NaN and Infinity unless allow_nan=False)"
+    ))
+}
+
+/// serde's message without its "line 1": serde reads one line at a time here, so its line
+/// would only be confused with the file's line number the message is shown with.
+fn without_serde_line(e: &serde_json::Error) -> String {
+    let column = e.column();
+    match e.line() {
+        1 => e.to_string().replace(
+            &format!(" at line 1 column {column}"),
+            &format!(" at column {column}"),
+        ),
+        _ => e.to_string(),
     }
 }
 
@@ -441,6 +499,9 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
             );
         }
         Err(e) => {
+            if let Some(message) = non_finite_number(line, e.column()) {
+                return LineError::Json(message);
+            }
             return LineError::Json(format!("invalid JSON: {}", syntax_error_message(line, e)));
         }
     };
@@ -464,28 +525,12 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
         "errorClass",
         "_",
     ];
-    const UNSIGNED: [&str; 14] = [
-        "phase",
-        "durationMs",
-        "duration",
-        "tokens",
-        "tokensTotal",
-        "inputTokens",
-        "tokensPrompt",
-        "outputTokens",
-        "tokensCompletion",
-        "cachedTokens",
-        "attempt",
-        "attemptNumber",
-        "_",
-        "_",
-    ];
     for (name, v) in object {
         let expected = if v.is_null() {
             None
         } else if let Some(field) = STRINGS.iter().find(|f| *f == name) {
             (!v.is_string()).then(|| (*field, "a string".into()))
-        } else if let Some(field) = UNSIGNED.iter().find(|f| *f == name) {
+        } else if let Some(field) = WHOLE_NUMBER_FIELDS.iter().find(|f| *f == name) {
             // The kind is checked against the type's range (a value past the domain's limit
             // but inside the type is refused later, by validation, with its own message);
             // the message names the limit a value must keep to, which is the domain's.
@@ -519,7 +564,7 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
             ));
         }
     }
-    LineError::Json(format!("invalid record: {err}"))
+    LineError::Json(format!("invalid record: {}", without_serde_line(&err)))
 }
 
 fn json_kind(value: &serde_json::Value) -> String {
@@ -690,7 +735,8 @@ mod tests {
     }
 
     /// A required field written as `null` (what `JSON.stringify` makes of NaN) is called
-    /// null, not missing; a field really missing stays "missing".
+    /// null, not missing, with the NaN hint for numbers only; a field really missing stays
+    /// "missing".
     #[test]
     fn a_null_required_field_is_called_null() {
         for parse in [parse_line, parse_line_general] {
@@ -701,6 +747,12 @@ mod tests {
             );
             let error = parse(NATIVE.replace("\"cost\":0.1,", "").as_bytes()).unwrap_err();
             assert_eq!(error.to_string(), "invalid `cost`: is missing");
+            // A string has no NaN to blame.
+            let error = parse(NATIVE.replace("\"a\"", "null").as_bytes()).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "invalid `agent`: is null: it needs a value"
+            );
         }
     }
 
@@ -774,6 +826,37 @@ mod tests {
             let error = parse_line(line).unwrap_err().to_string();
             assert_eq!(error, expected);
             assert_eq!(parse_line_general(line).unwrap_err().to_string(), expected);
+        }
+        // Python's non-finite floats, named with their field.
+        for (value, word) in [
+            ("NaN", "NaN"),
+            ("Infinity", "Infinity"),
+            ("-Infinity", "-Infinity"),
+        ] {
+            let line = NATIVE.replace("0.1", value);
+            for error in [
+                parse_line(line.as_bytes()),
+                parse_line_general(line.as_bytes()),
+            ] {
+                let error = error.unwrap_err().to_string();
+                assert!(
+                    error.starts_with(&format!("invalid JSON: `cost` is {word} at column ")),
+                    "{error}"
+                );
+                assert!(error.contains("allow_nan=False"), "{error}");
+            }
+        }
+        // A record's error, not the syntax's: a field given twice.
+        let twice = NATIVE.replacen('{', "{\"agent\":\"b\",", 1);
+        for error in [
+            parse_line(twice.as_bytes()),
+            parse_line_general(twice.as_bytes()),
+        ] {
+            let error = error.unwrap_err().to_string();
+            assert!(
+                error.starts_with("invalid record: duplicate field `agent` at column "),
+                "{error}"
+            );
         }
     }
 
