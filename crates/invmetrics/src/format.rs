@@ -124,6 +124,15 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// A count and its noun, singular for one: `counted(1, "retried task")` is "1 retried
+/// task", `counted(2_000, …)` "2,000 retried tasks".
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{} {noun}s", count(n)),
+    }
+}
+
 /// Makes a string from the data safe for a terminal: control characters (ANSI escape
 /// sequences included) are shown as `\u{..}` escapes.
 pub fn terminal_safe(s: &str) -> Cow<'_, str> {
@@ -214,6 +223,9 @@ mod tests {
         assert_eq!(duration_ms(7_800_000.0), "2h 10m");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
+        assert_eq!(counted(1, "retried task"), "1 retried task");
+        assert_eq!(counted(0, "retried task"), "0 retried tasks");
+        assert_eq!(counted(2_000, "retried task"), "2,000 retried tasks");
         assert_eq!(usd(0.5), "$0.5000");
         assert_eq!(
             [0.0, 20.0, 150.0, 0.5, 0.002, 0.123456].map(usd_tick),

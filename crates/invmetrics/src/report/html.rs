@@ -7,7 +7,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::data::{ReportData, TIMELINE_LIMIT};
 use super::{CHART_GROUPS, charts, svg};
-use crate::format::{count, count_tick, duration_ms, usd, usd_places_for, usd_tick, utc_time};
+use crate::format::{
+    count, count_tick, counted, duration_ms, usd, usd_places_for, usd_tick, utc_time,
+};
 use crate::tables::{GROUP_COLUMNS, group_cells, largest_groups, largest_with_rest, totals_rows};
 
 const STYLE: &str = r#"
@@ -189,13 +191,13 @@ pub fn render(data: &ReportData) -> Result<String> {
                     p.note { "No task was retried." }
                 } @else {
                     p.note {
-                        (count(data.chain_count)) " retried tasks. For each agent (most retried first), "
+                        (counted(data.chain_count, "retried task")) ". For each agent (most retried first), "
                         "the chains that failed for good, then the longest."
                     }
                     @for (i, agent) in chains.iter().enumerate() {
                         details open[i < 3] {
                             summary {
-                                (agent.agent) ": " (count(agent.retried)) " retried tasks, "
+                                (agent.agent) ": " (counted(agent.retried, "retried task")) ", "
                                 (count(agent.failed)) " failed for good"
                                 @if agent.retried > agent.chains.len() as u64 {
                                     " (" (count(agent.retried - agent.chains.len() as u64)) " more not shown)"

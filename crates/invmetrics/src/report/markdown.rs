@@ -91,8 +91,8 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
         writeln!(md, "\n## Retry chains\n")?;
         writeln!(
             md,
-            "{} retried tasks; per agent, those that failed for good, then the longest.\n",
-            crate::format::count(data.chain_count)
+            "{}; per agent, those that failed for good, then the longest.\n",
+            crate::format::counted(data.chain_count, "retried task")
         )?;
         writeln!(
             md,
