@@ -136,7 +136,7 @@ pub struct AggregateArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub bucket: Duration,
     /// The tier that does not count as an escalation.
-    #[arg(long, default_value = DEFAULT_BASE_TIER)]
+    #[arg(long, default_value = DEFAULT_BASE_TIER, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub base_tier: String,
     /// Which records count.
     #[command(flatten)]
@@ -168,6 +168,18 @@ impl FilterArgs {
             && self.until.is_none()
             && self.agent.is_empty()
             && self.phase.is_empty()
+    }
+
+    /// Refuses a window no record can fall in: `--since` at or after `--until`.
+    pub fn check(&self) -> Result<(), crate::UsageError> {
+        match (self.since, self.until) {
+            (Some(since), Some(until)) if since >= until => Err(crate::UsageError(format!(
+                "--since {} is not before --until {}: no record can match",
+                crate::format::utc_time(&since),
+                crate::format::utc_time(&until)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The record filter these options describe.

@@ -370,7 +370,7 @@ pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {
         if report.kept == 0 && !crate::quiet() {
             eprintln!(
-                "{} none of the {} record(s) read match the filters (--since, --until, --agent, --phase)",
+                "{} none of the {} record(s) read match the filters given",
                 crate::style::label("warning"),
                 crate::format::count(report.valid_records())
             );

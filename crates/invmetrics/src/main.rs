@@ -109,6 +109,15 @@ fn run(mut cli: Cli) -> Result<ExitCode> {
         }
         _ => {}
     }
+    let filters = match &cli.command {
+        Command::Summary(args) => Some(&args.aggregate.filter),
+        Command::Report(args) => Some(&args.aggregate.filter),
+        Command::Export(args::ExportTarget::Otlp(args)) => Some(&args.filter),
+        _ => None,
+    };
+    if let Some(filters) = filters {
+        filters.check()?;
+    }
     // Ingest prints acknowledgements from its flusher thread, so it must not find stdout
     // locked here.
     if let Command::Ingest(args) = &cli.command {

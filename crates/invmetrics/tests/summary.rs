@@ -151,6 +151,26 @@ fn filters_that_match_nothing_give_zeros_and_say_so() {
     assert_eq!(aggregate["totalInvocations"], 0);
 }
 
+/// A window no record can fall in is a usage error, not a table of zeros; so is an empty
+/// base tier (every tiered record would count as an escalation).
+#[test]
+fn an_empty_window_or_base_tier_is_refused() {
+    for args in [
+        &["--since", "2026-11-25", "--until", "2026-11-24"][..],
+        &["--since", "2026-11-24", "--until", "2026-11-24"],
+    ] {
+        let mut all = vec!["summary", "small.jsonl"];
+        all.extend(args);
+        let (code, stdout, stderr) = run(&all);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("is not before --until"), "{stderr}");
+        assert!(stdout.is_empty());
+    }
+    let (code, _, stderr) = run(&["summary", "small.jsonl", "--base-tier", ""]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--base-tier"), "{stderr}");
+}
+
 /// `--top N` keeps each table to its N busiest groups and says how many it left out; a long
 /// table without it ends with a hint.
 #[test]
