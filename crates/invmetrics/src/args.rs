@@ -516,6 +516,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     let s = s.trim();
     parse_time_at(s, Timestamp::now()).ok_or_else(|| {
+        if (9..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            return format!(
+                "{s:?} looks like epoch seconds; times as numbers are epoch milliseconds: {s}000"
+            );
+        }
         format!(
             "cannot read {s:?} as a time; use 2026-11-24, 2026-11-24T10:00 (UTC), \
              2026-11-24T10:00:00+01:00, a span before now such as 90m, 1h or 2d, \
@@ -549,6 +554,14 @@ fn parse_time_at(s: &str, now: Timestamp) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_seconds_are_refused_with_their_milliseconds() {
+        let error = parse_timestamp("1795510806").unwrap_err();
+        assert!(error.contains("looks like epoch seconds"), "{error}");
+        assert!(error.ends_with("1795510806000"), "{error}");
+        assert!(parse_timestamp("1795510806000").is_ok());
+    }
 
     #[test]
     fn times_as_people_type_them() {
