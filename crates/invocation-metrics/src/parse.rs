@@ -406,11 +406,16 @@ pub fn missing_field(field: &'static str, has_key: impl Fn(&str) -> bool) -> Val
 }
 
 /// serde's syntax error for `line`, in the reader's words: the column without serde's
-/// "line 1", and an unpaired *trailing* surrogate escape (`\udc00`), which serde calls a
-/// "lone leading surrogate", named as what it is.
+/// "line 1", bytes that are not UTF-8 called so, and an unpaired *trailing* surrogate
+/// escape (`\udc00`), which serde calls a "lone leading surrogate", named as what it is.
 fn syntax_error_message(line: &[u8], e: serde_json::Error) -> String {
     let column = e.column();
-    let message = without_serde_line(&e);
+    // serde says this of a string's bytes that are not UTF-8 (escapes have errors of their
+    // own); say it in the words the rest of the reader uses.
+    let message = without_serde_line(&e).replace(
+        "invalid unicode code point",
+        "invalid UTF-8 (bytes that are no character)",
+    );
     // The escape's hex digits end at the reported column.
     let escape = column
         .checked_sub(6)
@@ -826,6 +831,15 @@ mod tests {
             let error = parse_line(line).unwrap_err().to_string();
             assert_eq!(error, expected);
             assert_eq!(parse_line_general(line).unwrap_err().to_string(), expected);
+        }
+        // Bytes that are not UTF-8 inside a field every dialect knows.
+        let mut bytes = NATIVE.as_bytes().to_vec();
+        let at = NATIVE.find("\"a\"").unwrap() + 1;
+        bytes[at] = 0xff;
+        for error in [parse_line(&bytes), parse_line_general(&bytes)] {
+            let error = error.unwrap_err().to_string();
+            assert!(error.starts_with("invalid JSON: invalid UTF-8"), "{error}");
+            assert!(error.contains("at column "), "{error}");
         }
         // Python's non-finite floats, named with their field.
         for (value, word) in [
