@@ -275,7 +275,7 @@ pub fn report_damage(report: &ScanReport) {
         eprintln!(
             "{} ignored {} record(s) whose invocationId appeared earlier (--no-dedup keeps them)",
             crate::style::label("note"),
-            report.duplicates
+            crate::format::count(report.duplicates)
         );
     }
 }
