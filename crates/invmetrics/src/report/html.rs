@@ -158,7 +158,7 @@ pub fn render(data: &ReportData) -> Result<String> {
                                 td.left { (m.model.as_deref().unwrap_or("—")) }
                                 td { (duration_ms(m.duration_ms as f64)) }
                                 td.left { (utc_time(&m.timestamp)) }
-                                td.left { (outcome(m)) }
+                                td.left { (super::outcome(m)) }
                             }
                         }
                     }
@@ -227,15 +227,6 @@ pub fn render(data: &ReportData) -> Result<String> {
         }
     };
     Ok(crate::format::neutralize_bidi(page.into_string()))
-}
-
-/// "succeeded", "succeeded on attempt N", or "failed (exit code N)".
-fn outcome(m: &invocation_metrics::InvocationMetric) -> String {
-    match (m.success, m.attempt) {
-        (true, 1) => "succeeded".into(),
-        (true, n) => format!("succeeded on attempt {n}"),
-        (false, _) => format!("failed (exit code {})", m.exit_code),
-    }
 }
 
 /// Most rows of a group table: the groups with the most invocations.

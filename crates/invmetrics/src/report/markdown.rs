@@ -42,18 +42,19 @@ fn write_report(md: &mut String, data: &ReportData) -> std::fmt::Result {
     writeln!(md, "\n## Slowest invocations\n")?;
     writeln!(
         md,
-        "| agent | phase | task | model | duration | started |\n|---|---:|---|---|---:|---|"
+        "| agent | phase | task | model | duration | started | outcome |\n|---|---:|---|---|---:|---|---|"
     )?;
     for m in &data.slowest {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             cell(&m.agent),
             m.phase,
             cell(m.task_id.as_deref().unwrap_or("—")),
             cell(m.model.as_deref().unwrap_or("—")),
             crate::format::duration_ms(m.duration_ms as f64),
-            crate::format::utc_time(&m.timestamp)
+            crate::format::utc_time(&m.timestamp),
+            super::outcome(m)
         )?;
     }
     if !data.failures.is_empty() {

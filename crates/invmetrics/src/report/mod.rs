@@ -204,3 +204,12 @@ pub fn write_html_of(metrics: &Path, path: &Path) -> Result<()> {
 /// can make thousands of groups, and a bar each made charts hundreds of thousands of pixels
 /// tall.
 pub const CHART_GROUPS: usize = 25;
+
+/// "succeeded", "succeeded on attempt N", or "failed (exit code N)".
+pub(super) fn outcome(m: &invocation_metrics::InvocationMetric) -> String {
+    match (m.success, m.attempt) {
+        (true, 1) => "succeeded".into(),
+        (true, n) => format!("succeeded on attempt {n}"),
+        (false, _) => format!("failed (exit code {})", m.exit_code),
+    }
+}
