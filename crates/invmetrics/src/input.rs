@@ -395,14 +395,20 @@ pub fn refuse_overwriting_an_input(inputs: &InputArgs, output: &Path) -> Result<
         return Ok(()); // A file that does not exist yet is no input.
     };
     for input in resolve_inputs(&inputs.paths, inputs.recursive)? {
-        if let Input::File(path) = &input
-            && let Ok(meta) = std::fs::metadata(path)
+        // Standard input redirected from a file (`< invocations.jsonl`) is that file:
+        // /dev/stdin leads to it.
+        let path = match &input {
+            Input::File(path) => path.clone(),
+            Input::Stdin => PathBuf::from("/dev/stdin"),
+        };
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.is_file()
             && (meta.dev(), meta.ino()) == (target.dev(), target.ino())
         {
             return Err(crate::UsageError(format!(
                 "the output {} is the input {}: writing there would destroy the metrics; choose another -o",
                 output.display(),
-                path.display()
+                input
             ))
             .into());
         }

@@ -303,6 +303,18 @@ fn an_output_never_overwrites_its_input() {
         );
         assert_eq!(std::fs::read(&metrics).unwrap(), original, "{args:?}");
     }
+    // Standard input redirected from the file is the file.
+    for command in ["summary", "report"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_invmetrics"))
+            .args([command, "-o", metrics_arg, "--format", "md"])
+            .stdin(std::fs::File::open(&metrics).unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("is the input <stdin>"), "{stderr}");
+        assert_eq!(std::fs::read(&metrics).unwrap(), original, "{command}");
+    }
 }
 
 /// The JSON report's records are serialized on every core, chunk by chunk, unless ids
