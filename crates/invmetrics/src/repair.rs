@@ -19,28 +19,35 @@ pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
     })?;
     let path = report.path.display();
     // Repeated ids are not damage a rewrite could mend (which record is right?): counted by
-    // a second read, so that a file with some is not called clean.
-    let repeated = {
-        let mut scan = MetricsScan::new(RecordFilter::default());
-        let input = Input::File(report.path.clone());
-        scan.fold_inputs(&[input], |input| Ok(input.open()?.0), || (), || ())?;
-        scan.finish().duplicates
+    // a second read, so that a file with some is not called clean. The repair is done by
+    // now, so a failure of that read is only a warning.
+    let repeated = match count_repeated_ids(&report.path) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            if !crate::quiet() {
+                eprintln!(
+                    "{} cannot count repeated ids in {path}: {e:#}",
+                    crate::style::label("warning")
+                );
+            }
+            None
+        }
     };
     let repeated_note = |out: &mut dyn Write| -> std::io::Result<()> {
-        if repeated > 0 {
-            writeln!(
+        match repeated {
+            Some(n) if n > 0 => writeln!(
                 out,
-                "{} repeated id(s) left as they are: readers keep each id's first record; `invmetrics check {path}` lists them",
-                count(repeated)
-            )?;
+                "{} repeated id(s) left as they are: readers keep each id's first record; \
+                 `invmetrics check` lists them",
+                count(n)
+            ),
+            _ => Ok(()),
         }
-        Ok(())
     };
     if report.was_clean() {
-        let verdict = if repeated == 0 {
-            "clean"
-        } else {
-            "no damaged lines"
+        let verdict = match repeated {
+            Some(0) => "clean",
+            _ => "no damaged lines",
         };
         writeln!(
             out,
@@ -73,4 +80,12 @@ pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
     }
     repeated_note(out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many records of the file at `path` repeat an earlier record's id.
+fn count_repeated_ids(path: &std::path::Path) -> Result<u64> {
+    let mut scan = MetricsScan::new(RecordFilter::default());
+    let input = Input::File(path.to_path_buf());
+    scan.fold_inputs(&[input], |input| Ok(input.open()?.0), || (), || ())?;
+    Ok(scan.finish().duplicates)
 }

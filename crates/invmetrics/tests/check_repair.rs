@@ -193,7 +193,24 @@ fn repair_refuses_while_a_collector_writes_through_a_link() {
     collector.close().unwrap();
     let (code, stdout, stderr) = run(&["repair", links.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("clean"), "{stdout}");
+    assert!(
+        stdout.contains(": clean, 10 record(s); nothing to do"),
+        "{stdout}"
+    );
+
+    // A link beside its target locks the one directory once (not against itself); a link
+    // of another name, which no collector writes through, leaves no lock file beside it.
+    let beside = real.path().join("invocations.jsonl");
+    std::os::unix::fs::symlink("data.jsonl", &beside).unwrap();
+    let (code, stdout, stderr) = run(&["repair", real.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(": clean, 10 record(s)"), "{stdout}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let named_otherwise = elsewhere.path().join("latest.jsonl");
+    std::os::unix::fs::symlink(&target, &named_otherwise).unwrap();
+    let (code, _, stderr) = run(&["repair", named_otherwise.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!elsewhere.path().join("invocations.lock").exists());
 }
 
 /// Each rejected line is kept with its line number and reason, over-long lines included,

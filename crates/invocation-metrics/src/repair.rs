@@ -5,7 +5,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file::{sync_parent_dir, temp_path};
-use crate::collector::{METRICS_FILE_NAME, lock_directory};
+use crate::collector::{LOCK_FILE_NAME, METRICS_FILE_NAME, lock_directory};
 use crate::error::{Error, Result};
 use crate::journal::{for_each_line, is_blank};
 use crate::parse::{MAX_LINE_BYTES, parse_line};
@@ -56,15 +56,16 @@ impl RepairReport {
 /// Rewrites a damaged metrics file so that it holds exactly its valid records, in order.
 ///
 /// `path` is the file or its metrics directory; a symlink is resolved first (the file it
-/// points to is repaired, under the locks of that file's directory and of the link's).
+/// points to is repaired, under the lock of that file's directory and, for a link named
+/// `invocations.jsonl`, of the link's: a collector writing through it holds that one).
 /// Invalid lines (the torn tail and over-long lines included) are appended to
 /// `invocations.rejected.jsonl` beside it (`NAME.rejected.jsonl` for a file named
 /// otherwise), one JSON object per line:
 /// `{"line": N, "reason": "...", "text": "<the line>"}`, with `"lossy": true` where the line
 /// was not valid UTF-8 (the backup holds its exact bytes). The original is kept as
 /// `invocations.jsonl.bak-<unix ms>`; the clean file replaces it atomically. Refuses with
-/// [`Error::Locked`] while a collector holds the directory, and holds it meanwhile (creating
-/// its lock file, `invocations.lock`, if the directory had none); refuses with
+/// [`Error::Locked`] while a collector holds either directory, and holds them meanwhile
+/// (creating a lock file, `invocations.lock`, where there was none); refuses with
 /// [`Error::NotAFile`] anything but a regular file. A clean file is left untouched.
 pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
     let given = if path.is_dir() {
@@ -73,12 +74,12 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
         path.to_path_buf()
     };
     // The file a link points to is the one to repair: replacing the link would leave the
-    // damaged file as it was. Both directories are locked: a collector writing through the
-    // link holds the link's, one writing to the file itself the file's.
+    // damaged file as it was. A collector writes only `DIR/invocations.jsonl`: through a link
+    // of that name it holds the link's directory, so that one is locked too.
     let (path, link_dir) = match fs::symlink_metadata(&given) {
         Ok(meta) if meta.file_type().is_symlink() => (
             fs::canonicalize(&given).map_err(|e| Error::io("resolve", &given, e))?,
-            Some(parent_dir(&given)),
+            (given.file_name() == Some(METRICS_FILE_NAME.as_ref())).then(|| parent_dir(&given)),
         ),
         _ => (given, None),
     };
@@ -98,7 +99,12 @@ pub fn repair_metrics_file(path: &Path) -> Result<RepairReport> {
         _ => false,
     };
     let link_lock = match &link_dir {
-        Some(link_dir) if !same_dir(link_dir, &dir) => Some(lock_directory(link_dir)?),
+        Some(link_dir) if !same_dir(link_dir, &dir) => match lock_directory(link_dir) {
+            Ok(lock) => Some(lock),
+            // No lock file there, and none can be made: no collector writes through it.
+            Err(Error::Io { .. }) if !link_dir.join(LOCK_FILE_NAME).exists() => None,
+            Err(e) => return Err(e),
+        },
         _ => None,
     };
     let lock = lock_directory(&dir)?;
