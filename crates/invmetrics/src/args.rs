@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use invocation_metrics::{DEFAULT_BASE_TIER, Durability, MetricsScan, RecordFilter, Timestamp};
 
@@ -136,7 +137,7 @@ pub struct AggregateArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub bucket: Duration,
     /// The tier that does not count as an escalation.
-    #[arg(long, default_value = DEFAULT_BASE_TIER, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    #[arg(long, default_value = DEFAULT_BASE_TIER, value_parser = NonEmptyStringValueParser::new())]
     pub base_tier: String,
     /// Which records count.
     #[command(flatten)]
@@ -171,7 +172,7 @@ impl FilterArgs {
     }
 
     /// Refuses a window no record can fall in: `--since` at or after `--until`.
-    pub fn check(&self) -> Result<(), crate::UsageError> {
+    pub fn refuse_empty_window(&self) -> Result<(), crate::UsageError> {
         match (self.since, self.until) {
             (Some(since), Some(until)) if since >= until => Err(crate::UsageError(format!(
                 "--since {} is not before --until {}: no record can match",
@@ -516,7 +517,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     let s = s.trim();
     parse_time_at(s, Timestamp::now()).ok_or_else(|| {
-        if (9..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+        // Ten digits are epoch seconds from 2001 to 2286.
+        if s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit()) {
             return format!(
                 "{s:?} looks like epoch seconds; times as numbers are epoch milliseconds: {s}000"
             );
@@ -561,6 +563,9 @@ mod tests {
         assert!(error.contains("looks like epoch seconds"), "{error}");
         assert!(error.ends_with("1795510806000"), "{error}");
         assert!(parse_timestamp("1795510806000").is_ok());
+        // Nine digits are no plausible time at all: the general message.
+        let error = parse_timestamp("179551080").unwrap_err();
+        assert!(error.contains("cannot read"), "{error}");
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn run(mut cli: Cli) -> Result<ExitCode> {
         _ => None,
     };
     if let Some(filters) = filters {
-        filters.check()?;
+        filters.refuse_empty_window()?;
     }
     // Ingest prints acknowledgements from its flusher thread, so it must not find stdout
     // locked here.

@@ -92,7 +92,7 @@ impl Rotel {
     /// Rotel's output once `done` holds for it, or after 30 s as it is then. Rotel answers
     /// a request before its pipeline prints it, and prints traces and metrics from separate
     /// tasks: the spans being there does not mean the metrics are.
-    fn log_once(&self, done: impl Fn(&str) -> bool) -> String {
+    fn log_when(&self, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.log();
@@ -165,7 +165,7 @@ fn every_record_arrives_once_with_its_attributes() {
         "invocation_metrics.outcome: Str(failure)",
     ];
     let log = rotel
-        .log_once(|log| expected.iter().all(|e| log.contains(e)) && invocations_counted(log) >= 12);
+        .log_when(|log| expected.iter().all(|e| log.contains(e)) && invocations_counted(log) >= 12);
     for expected in expected {
         assert!(log.contains(expected), "{expected:?} not in rotel's output");
     }
@@ -193,7 +193,7 @@ fn json_spans_arrive_too() {
         .unwrap();
     assert!(status.success());
     rotel.wait_for(10);
-    let log = rotel.log_once(|log| log.contains("gen_ai.agent.name: Str(coder)"));
+    let log = rotel.log_when(|log| log.contains("gen_ai.agent.name: Str(coder)"));
     assert!(log.contains("gen_ai.agent.name: Str(coder)"), "{log}");
     assert!(!log.contains("Metric #"), "metrics were not asked for");
 }

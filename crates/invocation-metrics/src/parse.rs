@@ -205,10 +205,7 @@ fn parse_general_into(line: &[u8], into: &mut InvocationMetric) -> Result<Dialec
     // serde skips unknown fields without looking at their bytes: check the whole line, so
     // that no invalid UTF-8 is accepted anywhere in it.
     if let Err(e) = std::str::from_utf8(line) {
-        return Err(LineError::Json(format!(
-            "invalid UTF-8 at byte {} of the line",
-            e.valid_up_to() + 1
-        )));
+        return Err(invalid_utf8(e));
     }
     let dialect = raw.dialect();
     normalize_into(raw, dialect, into).map_err(|e| name_null(line, e))?;
@@ -345,7 +342,7 @@ fn parse_time(s: &str, field: &'static str) -> Result<Timestamp, ValidationError
     })
 }
 
-/// The fields of every dialect whose values are whole numbers.
+/// The fields of every dialect whose values are non-negative whole numbers.
 const WHOLE_NUMBER_FIELDS: [&str; 12] = [
     "phase",
     "durationMs",
@@ -362,8 +359,8 @@ const WHOLE_NUMBER_FIELDS: [&str; 12] = [
 ];
 
 /// A required field that reads as absent, said more exactly where the line shows why: it
-/// is `null` (JavaScript's `JSON.stringify` writes `NaN` and `Infinity` so), or the line
-/// names it in snake_case (`duration_ms`), as Python code often does.
+/// is `null` (for a number, JavaScript's `JSON.stringify` writes `NaN` and `Infinity` so),
+/// or the line names it in snake_case (`duration_ms`), as Python code often does.
 fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
     if e.reason != "is missing" {
         return e;
@@ -373,7 +370,8 @@ fn name_null(line: &[u8], e: ValidationError) -> ValidationError {
         return e;
     };
     if object.get(e.field).is_some_and(serde_json::Value::is_null) {
-        let is_number = WHOLE_NUMBER_FIELDS.contains(&e.field) || e.field.starts_with("cost");
+        let is_number = WHOLE_NUMBER_FIELDS.contains(&e.field)
+            || matches!(e.field, "cost" | "costUsd" | "exitCode");
         return ValidationError::new(
             e.field,
             match is_number {
@@ -406,16 +404,11 @@ pub fn missing_field(field: &'static str, has_key: impl Fn(&str) -> bool) -> Val
 }
 
 /// serde's syntax error for `line`, in the reader's words: the column without serde's
-/// "line 1", bytes that are not UTF-8 called so, and an unpaired *trailing* surrogate
+/// "line 1", and an unpaired *trailing* surrogate
 /// escape (`\udc00`), which serde calls a "lone leading surrogate", named as what it is.
 fn syntax_error_message(line: &[u8], e: serde_json::Error) -> String {
     let column = e.column();
-    // serde says this of a string's bytes that are not UTF-8 (escapes have errors of their
-    // own); say it in the words the rest of the reader uses.
-    let message = without_serde_line(&e).replace(
-        "invalid unicode code point",
-        "invalid UTF-8 (bytes that are no character)",
-    );
+    let message = without_serde_line(&e);
     // The escape's hex digits end at the reported column.
     let escape = column
         .checked_sub(6)
@@ -455,14 +448,27 @@ fn non_finite_number(line: &[u8], column: usize) -> Option<String> {
         .trim_ascii_end()
         .strip_suffix(b":")?
         .trim_ascii_end();
+    // Named only when it reads as a field name: the key is the data's, shown on a terminal.
     let field = before
         .strip_suffix(b"\"")
         .and_then(|key| key.rsplit(|b| *b == b'"').next())
+        .filter(|key| {
+            (1..=40).contains(&key.len())
+                && key.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        })
         .and_then(|key| std::str::from_utf8(key).ok())
         .map_or(String::new(), |key| format!("`{key}` is "));
     Some(format!(
         "invalid JSON: {field}{word} at column {column}, which JSON cannot spell (Python's \
          json.dumps writes NaN and Infinity unless allow_nan=False)"
+    ))
+}
+
+/// The error for a line that is not UTF-8, at the first byte that is not.
+fn invalid_utf8(e: std::str::Utf8Error) -> LineError {
+    LineError::Json(format!(
+        "invalid UTF-8 at byte {} of the line",
+        e.valid_up_to() + 1
     ))
 }
 
@@ -504,6 +510,9 @@ fn diagnose(line: &[u8], err: serde_json::Error) -> LineError {
             );
         }
         Err(e) => {
+            if let Err(utf8) = std::str::from_utf8(line) {
+                return invalid_utf8(utf8);
+            }
             if let Some(message) = non_finite_number(line, e.column()) {
                 return LineError::Json(message);
             }
@@ -838,8 +847,10 @@ mod tests {
         bytes[at] = 0xff;
         for error in [parse_line(&bytes), parse_line_general(&bytes)] {
             let error = error.unwrap_err().to_string();
-            assert!(error.starts_with("invalid JSON: invalid UTF-8"), "{error}");
-            assert!(error.contains("at column "), "{error}");
+            assert_eq!(
+                error,
+                format!("invalid UTF-8 at byte {} of the line", at + 1)
+            );
         }
         // Python's non-finite floats, named with their field.
         for (value, word) in [

@@ -206,7 +206,7 @@ pub fn write_html_of(metrics: &Path, path: &Path) -> Result<()> {
 pub const CHART_GROUPS: usize = 25;
 
 /// "succeeded", "succeeded on attempt N", or "failed (exit code N)".
-pub(super) fn outcome(m: &invocation_metrics::InvocationMetric) -> String {
+fn outcome(m: &invocation_metrics::InvocationMetric) -> String {
     match (m.success, m.attempt) {
         (true, 1) => "succeeded".into(),
         (true, n) => format!("succeeded on attempt {n}"),
