@@ -387,13 +387,21 @@ pub fn require_records(report: &ScanReport) -> Result<()> {
     }
 }
 
-/// Refuses an output file that is one of the inputs (the same file, also through a link or
-/// another path): writing a report or summary there would replace the metrics it reads.
-pub fn refuse_overwriting_an_input(inputs: &InputArgs, output: &Path) -> Result<()> {
+/// Refuses, before anything is read, an output that is a directory or one of the inputs
+/// (the same file, also through a link or another path): writing a report or summary there
+/// would replace the metrics it reads.
+pub fn refuse_unusable_output(inputs: &InputArgs, output: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(target) = std::fs::metadata(output) else {
         return Ok(()); // A file that does not exist yet is no input.
     };
+    if target.is_dir() {
+        return Err(crate::UsageError(format!(
+            "the output {} is a directory: name a file with -o",
+            output.display()
+        ))
+        .into());
+    }
     for input in resolve_inputs(&inputs.paths, inputs.recursive)? {
         // Standard input redirected from a file (`< invocations.jsonl`) is that file:
         // /dev/stdin leads to it.

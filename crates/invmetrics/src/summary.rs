@@ -17,8 +17,10 @@ use crate::tables::{GROUP_COLUMNS, group_cells, largest_groups, totals_rows};
 /// `invmetrics summary`.
 pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
     let format = args.format();
-    if let Some(path) = args.output.as_ref().filter(|p| p.as_os_str() != "-") {
-        input::refuse_overwriting_an_input(&args.input, path)?;
+    // `-` is stdout.
+    let output_file = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    if let Some(path) = output_file {
+        input::refuse_unusable_output(&args.input, path)?;
     }
     let (accumulator, report) = input::aggregate(
         &args.input,
@@ -65,14 +67,14 @@ pub fn run(args: &SummaryArgs, out: &mut impl Write) -> Result<ExitCode> {
         }
         Ok(())
     };
-    match &args.output {
-        Some(path) if path.as_os_str() != "-" => {
+    match output_file {
+        Some(path) => {
             invocation_metrics::write_file_atomically_with(path, |file| write(file))?;
             if !crate::quiet() {
                 eprintln!("wrote {}", path.display());
             }
         }
-        _ => write(out)?,
+        None => write(out)?,
     }
     // The process ends next, and with it every allocation: freeing a large aggregate's maps
     // one by one first (10 ms for 30,000 agents) would only delay the exit.

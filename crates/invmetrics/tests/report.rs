@@ -303,6 +303,12 @@ fn an_output_never_overwrites_its_input() {
         );
         assert_eq!(std::fs::read(&metrics).unwrap(), original, "{args:?}");
     }
+    // A directory is no output file, refused before anything is read.
+    for command in ["summary", "report"] {
+        let (code, _, stderr) = run(&[command, metrics_arg, "-o", dir_arg, "--format", "md"]);
+        assert_eq!(code, 2, "{command}: {stderr}");
+        assert!(stderr.contains("is a directory: name a file"), "{stderr}");
+    }
     // Standard input redirected from the file is the file.
     for command in ["summary", "report"] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_invmetrics"))

@@ -27,7 +27,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> Result<ExitCode> {
     let to_stdout = args.output.as_os_str() == "-";
     let format = args.format()?;
     if !to_stdout {
-        input::refuse_overwriting_an_input(&args.input, &args.output)?;
+        input::refuse_unusable_output(&args.input, &args.output)?;
     }
     match format {
         ReportFormat::Json => {
