@@ -13,10 +13,7 @@ use crate::format::{count, terminal_safe};
 /// `invmetrics check`.
 pub fn check(args: &CheckArgs, out: &mut impl Write) -> Result<ExitCode> {
     let inputs = resolve_inputs(&args.input.paths, args.input.recursive)?;
-    let mut scan = args.input.scan(RecordFilter::default());
-    // Parsed on every core; only the counts and the damaged lines are kept.
-    scan.fold_inputs(&inputs, |input| Ok(input.open()?.0), || (), || ())?;
-    let report = scan.finish();
+    let report = crate::input::scan_report(args.input.scan(RecordFilter::default()), &inputs)?;
     // Rare, so found by a second, sequential read only when the first saw some.
     let duplicates = match report.duplicates {
         0 => vec![Vec::new(); inputs.len()],

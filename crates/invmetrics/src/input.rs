@@ -365,6 +365,13 @@ pub fn unknown_agents(
     Ok(())
 }
 
+/// Reads `inputs` through `scan`, parsed on every core, for its report alone (counts,
+/// damaged lines, repeated ids): no record is kept.
+pub fn scan_report(mut scan: MetricsScan, inputs: &[Input]) -> Result<ScanReport> {
+    scan.fold_inputs(inputs, |input| Ok(input.open()?.0), || (), || ())?;
+    Ok(scan.finish())
+}
+
 /// Fails when nothing valid was read, naming why; warns when the filters left nothing.
 pub fn require_records(report: &ScanReport) -> Result<()> {
     if report.valid_records() > 0 {

@@ -84,8 +84,7 @@ pub fn repair(args: &RepairArgs, out: &mut impl Write) -> Result<ExitCode> {
 
 /// How many records of the file at `path` repeat an earlier record's id.
 fn count_repeated_ids(path: &std::path::Path) -> Result<u64> {
-    let mut scan = MetricsScan::new(RecordFilter::default());
-    let input = Input::File(path.to_path_buf());
-    scan.fold_inputs(&[input], |input| Ok(input.open()?.0), || (), || ())?;
-    Ok(scan.finish().duplicates)
+    let scan = MetricsScan::new(RecordFilter::default());
+    let report = crate::input::scan_report(scan, &[Input::File(path.to_path_buf())])?;
+    Ok(report.duplicates)
 }
